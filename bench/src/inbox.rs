@@ -1,0 +1,8 @@
+//! Benchmark `inbox` (to be written with its issue).
+
+#[derive(clap::Args)]
+pub(crate) struct Args {}
+
+pub(crate) async fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("benchmark `inbox` is not written yet")
+}

@@ -1,0 +1,31 @@
+//! `saga` — the operator CLI. One binary, one subcommand per job.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "saga", about = "Operate the saga system: topics, relay, dead letters")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the system's topics (and their dead-letter topics) if missing.
+    Topics(topics::Args),
+}
+
+mod topics;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Topics(a) => topics::run(a).await,
+    }
+}

@@ -1,0 +1,107 @@
+//! # consumers — the at-least-once consumer runtime
+//!
+//! Kafka delivers every record at least once; this crate makes each event's
+//! *effect* happen once, and keeps a consumer running past records it cannot
+//! process. A service implements a [`Handler`]; the runtime does the rest:
+//!
+//! ```no_run
+//! # use consumers::{Consumer, ConsumerConfig, Handler, HandlerError, InboundMessage};
+//! # struct MyHandler;
+//! # impl Handler for MyHandler {
+//! #     async fn handle(&self, _: &InboundMessage, _: &mut sqlx::Transaction<'_, sqlx::Postgres>)
+//! #         -> Result<(), HandlerError> { Ok(()) }
+//! # }
+//! # async fn example(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+//! consumers::migrate(&pool).await?;
+//! let config = ConsumerConfig::new("127.0.0.1:9092", "inventory", &["inventory.commands"]);
+//! let consumer = Consumer::new(config, pool, MyHandler)?;
+//! consumer.run(consumers::shutdown::on_signal()?).await?; // until SIGTERM/SIGINT
+//! # Ok(()) }
+//! ```
+//!
+//! ## Delivery semantics
+//!
+//! For each record, in partition order, one at a time:
+//!
+//! 1. The headers are parsed as an [`events::Envelope`]. A record without a
+//!    valid envelope is a permanent failure (step 5).
+//! 2. A PostgreSQL transaction is opened and `(consumer name, event id)` is
+//!    inserted into the inbox (`ON CONFLICT DO NOTHING`). If the row exists,
+//!    the event was applied before: the transaction is rolled back, the
+//!    handler is skipped, and the record counts as finished.
+//! 3. The handler runs in that transaction and writes its effect (and any
+//!    reply, through the outbox) there. The transaction commits.
+//! 4. Only then is the record's offset + 1 stored, and stored offsets are
+//!    committed to Kafka (every `commit_interval`, on partition revocation,
+//!    at shutdown). A crash anywhere before the Kafka commit means the record
+//!    is delivered again — at least once — and step 2 skips it if step 3 had
+//!    committed: **the effect is applied exactly once**, as long as the
+//!    inbox row outlives any redelivery ([`cleanup`]).
+//! 5. A transient failure (database down, deadlock, timeout; see
+//!    [`classify`]) is retried in place with exponential backoff
+//!    ([`RetryPolicy`]), holding the partition so that the key's order is
+//!    kept. A permanent failure, or a transient one that exhausts the
+//!    attempts, sends the original record with `dlq-*` reason headers to
+//!    `<topic>.dlq` ([`dead_letter`]); its offset is then committed and the
+//!    consumer continues. Later records of the same key are processed
+//!    normally after that: see [`dead_letter`] for why, and for re-driving.
+//!
+//! Consumer groups: instances sharing a group id split the partitions.
+//! Offsets are committed on revocation ([`rebalance`](crate#layout)); any
+//! overlap during a rebalance (including the broker handing a partition to
+//! two members) is a redelivery that the inbox primary key makes harmless,
+//! even when both members process the event at the same moment.
+//!
+//! Shutdown ([`shutdown::on_signal`], or any [`CancellationToken`]): stop
+//! fetching, give the in-flight record `in_flight_grace` to finish (else roll
+//! it back; it will be redelivered), commit, leave the group, all within
+//! `in_flight_grace + close_timeout`.
+//!
+//! What is *not* covered: effects outside the handler's transaction (HTTP
+//! calls, direct Kafka sends) may repeat; with [`InboxMode::Disabled`] every
+//! redelivery applies its effect again.
+//!
+//! ## Layout
+//! * [`handler`](Handler) — the [`Handler`] trait and [`HandlerError`]
+//!   (transient vs permanent).
+//! * [`message`](InboundMessage) — [`RawRecord`] (the record as received) and
+//!   [`InboundMessage`] (envelope + body, typed decoding).
+//! * [`classify`] — which database errors are transient.
+//! * [`inbox`] — the inbox insert, the migrations ([`migrate`]).
+//! * [`retry`](RetryPolicy) — the backoff policy and the in-place retry loop.
+//! * [`dead_letter`] — dead-letter records, their headers, publishing them.
+//! * `process` — one record's life: envelope, inbox, handler, retry, DLQ.
+//! * `rebalance` — the librdkafka context: commit on revocation, offset store.
+//! * [`runtime`](Consumer) — the [`Consumer`]: poll loop, commits, close.
+//! * [`config`](ConsumerConfig) — [`ConsumerConfig`], [`InboxMode`].
+//! * [`cleanup`] — deleting old inbox rows in batches; choosing the retention.
+//! * [`shutdown`] — SIGTERM/SIGINT as a [`CancellationToken`].
+//! * [`stats`](Stats) — counters of applied, skipped, dead-lettered records.
+
+pub mod classify;
+pub mod cleanup;
+mod config;
+pub mod dead_letter;
+mod error;
+mod handler;
+pub mod inbox;
+mod message;
+mod process;
+mod rebalance;
+mod retry;
+mod runtime;
+pub mod shutdown;
+mod stats;
+
+pub use classify::ErrorClass;
+pub use cleanup::InboxRetention;
+pub use config::{ConsumerConfig, InboxMode};
+pub use dead_letter::DeadLetter;
+pub use error::ConsumerError;
+pub use handler::{Handler, HandlerError};
+pub use inbox::migrate;
+pub use message::{InboundMessage, RawRecord};
+pub use retry::{Failure, RetryPolicy};
+pub use runtime::Consumer;
+pub use stats::{Stats, StatsSnapshot};
+pub use tokio_util::sync::CancellationToken;

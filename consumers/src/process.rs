@@ -1,0 +1,320 @@
+//! The life of one record: envelope, inbox, handler, commit; retries; dead
+//! letter. Kafka offsets are not touched here: the runtime stores the offset
+//! once [`Pipeline::process`] reports the record finished.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::FutureExt as _;
+use producers::Publisher;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::classify::ErrorClass;
+use crate::config::InboxMode;
+use crate::dead_letter::{self, DeadLetter};
+use crate::handler::{Handler, HandlerError};
+use crate::inbox::{self, InboxEntry};
+use crate::message::{InboundMessage, RawRecord};
+use crate::retry::{self, Failure, Retried, RetryPolicy};
+use crate::stats::Stats;
+
+/// How a record ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The handler's transaction committed.
+    Applied,
+    /// The inbox already had the event; nothing was done.
+    Duplicate,
+    /// Published to the dead-letter topic.
+    DeadLettered,
+    /// Shutdown interrupted it; its offset must not be stored.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Whether the record's offset may be committed.
+    pub(crate) fn is_finished(self) -> bool {
+        !matches!(self, Outcome::Cancelled)
+    }
+}
+
+/// Everything needed to process records, minus Kafka consumption.
+pub(crate) struct Pipeline<H, P> {
+    pub(crate) name: String,
+    pub(crate) pool: PgPool,
+    pub(crate) handler: H,
+    pub(crate) dead_letters: P,
+    pub(crate) inbox: InboxMode,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) grace: Duration,
+    pub(crate) stats: Stats,
+}
+
+impl<H: Handler, P: Publisher> Pipeline<H, P> {
+    /// Processes `record` to one of the [`Outcome`]s.
+    pub(crate) async fn process(&self, record: &RawRecord, cancel: &CancellationToken) -> Outcome {
+        let message = match InboundMessage::from_record(record) {
+            Ok(m) => m,
+            Err(e) => {
+                let failure = Failure {
+                    class: ErrorClass::Permanent,
+                    reason: e.reason().to_owned(),
+                    attempts: 1,
+                    first_failure_at: Utc::now(),
+                };
+                return self.dead_letter(record, failure, cancel).await;
+            }
+        };
+        let span = tracing::info_span!(
+            "consume",
+            consumer = %self.name,
+            event_id = %message.envelope.event_id,
+            message_type = %message.envelope.message_type,
+            position = %record.position(),
+        );
+        async {
+            match retry::retry(&self.retry, cancel, self.grace, |_| self.attempt(&message)).await {
+                Retried::Done { value, attempts } => {
+                    self.stats.retried(attempts - 1);
+                    match value {
+                        InboxEntry::New => {
+                            self.stats.applied();
+                            tracing::debug!(attempts, "applied");
+                            Outcome::Applied
+                        }
+                        InboxEntry::Duplicate => {
+                            self.stats.duplicate();
+                            tracing::info!("already applied; skipped");
+                            Outcome::Duplicate
+                        }
+                    }
+                }
+                Retried::Failed(failure) => {
+                    self.stats.retried(failure.attempts - 1);
+                    self.dead_letter(record, failure, cancel).await
+                }
+                Retried::Cancelled => {
+                    tracing::info!("shutdown before the record finished; it will be redelivered");
+                    Outcome::Cancelled
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One attempt: a transaction with the inbox row and the handler's effect.
+    async fn attempt(&self, message: &InboundMessage) -> Result<InboxEntry, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        if self.inbox == InboxMode::Enabled
+            && inbox::record(&mut tx, &self.name, message).await? == InboxEntry::Duplicate
+        {
+            // Nothing was written; the rollback's own failure changes nothing.
+            let _ = tx.rollback().await;
+            return Ok(InboxEntry::Duplicate);
+        }
+        // A panicking handler must not take the consumer down with it: the
+        // panic is a bug that replaying the record would hit again.
+        match AssertUnwindSafe(self.handler.handle(message, &mut tx)).catch_unwind().await {
+            Ok(result) => result?,
+            Err(panic) => return Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&panic)))),
+        }
+        // If the acknowledgement of this commit is lost, the retry finds the
+        // inbox row and reports a duplicate: the effect is still applied once.
+        tx.commit().await?;
+        Ok(InboxEntry::New)
+    }
+
+    async fn dead_letter(&self, record: &RawRecord, failure: Failure, cancel: &CancellationToken) -> Outcome {
+        let letter = DeadLetter::new(record, &failure, &self.name);
+        tracing::error!(
+            position = %record.position(),
+            class = %failure.class,
+            attempts = failure.attempts,
+            reason = %failure.reason,
+            topic = %letter.topic,
+            "dead-lettering record",
+        );
+        match dead_letter::publish(&self.dead_letters, &letter, &self.retry, cancel, self.grace).await {
+            Some(_) => {
+                self.stats.dead_lettered();
+                Outcome::DeadLettered
+            }
+            None => Outcome::Cancelled,
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-text panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use producers::{Delivery, PublishError, Record};
+    use sqlx::{Postgres, Transaction};
+
+    use super::*;
+    use crate::dead_letter::header;
+
+    /// A published record: topic, headers as text, payload.
+    type Published = (String, Vec<(String, String)>, Option<Vec<u8>>);
+
+    /// Remembers every record published.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Published>>);
+
+    impl Publisher for Recorder {
+        fn publish<'a>(
+            &'a self,
+            record: Record<'a>,
+        ) -> impl std::future::Future<Output = Result<Delivery, PublishError>> + Send + 'a {
+            let headers =
+                record.headers.iter().map(|(k, v)| ((*k).to_owned(), String::from_utf8_lossy(v).into_owned())).collect();
+            self.0.lock().expect("not poisoned").push((
+                record.topic.to_owned(),
+                headers,
+                record.payload.map(<[u8]>::to_vec),
+            ));
+            async { Ok(Delivery { partition: 0, offset: 0 }) }
+        }
+    }
+
+    struct NeverCalled;
+
+    impl Handler for NeverCalled {
+        async fn handle(&self, _: &InboundMessage, _: &mut Transaction<'_, Postgres>) -> Result<(), HandlerError> {
+            panic!("the handler must not run")
+        }
+    }
+
+    /// A pool whose server refuses connections: every attempt fails transiently.
+    fn unreachable_pool() -> PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(300))
+            .connect_lazy("postgres://nobody:nothing@127.0.0.1:1/none")
+            .expect("a valid URL")
+    }
+
+    fn pipeline(max_attempts: u32) -> Pipeline<NeverCalled, Recorder> {
+        Pipeline {
+            name: "test-consumer".into(),
+            pool: unreachable_pool(),
+            handler: NeverCalled,
+            dead_letters: Recorder::default(),
+            inbox: InboxMode::Enabled,
+            retry: RetryPolicy {
+                max_attempts,
+                initial_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+                factor: 2.0,
+                jitter: false,
+            },
+            grace: Duration::from_secs(1),
+            stats: Stats::default(),
+        }
+    }
+
+    fn record(headers: Vec<(String, Vec<u8>)>) -> RawRecord {
+        RawRecord {
+            topic: "inventory.commands".into(),
+            partition: 0,
+            offset: 3,
+            key: Some(b"k".to_vec()),
+            payload: Some(b"garbage".to_vec()),
+            headers,
+            timestamp: None,
+        }
+    }
+
+    fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    #[tokio::test]
+    async fn a_record_without_envelope_is_dead_lettered_at_once() {
+        let p = pipeline(5);
+        let outcome = p.process(&record(vec![("x".into(), b"y".to_vec())]), &CancellationToken::new()).await;
+        assert_eq!(outcome, Outcome::DeadLettered);
+        let published = p.dead_letters.0.lock().expect("not poisoned");
+        let (topic, headers, payload) = &published[0];
+        assert_eq!(topic, "inventory.commands.dlq");
+        assert_eq!(payload.as_deref(), Some(&b"garbage"[..]));
+        assert_eq!(find(headers, "x"), Some("y"));
+        assert_eq!(find(headers, header::ERROR_CLASS), Some("permanent"));
+        assert_eq!(find(headers, header::ATTEMPTS), Some("1"));
+        assert!(find(headers, header::ERROR_MESSAGE).is_some_and(|m| m.contains("missing header")));
+        assert_eq!(p.stats.snapshot().dead_lettered, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_retried_then_dead_lettered_as_transient() {
+        let envelope = events::Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            message_type: "saga.test.Thing".into(),
+            schema_version: 1,
+            aggregate_type: "order".into(),
+            aggregate_id: "k".into(),
+            correlation_id: None,
+            causation_id: None,
+            occurred_at: Utc::now(),
+            traceparent: None,
+            tracestate: None,
+        };
+        let headers = envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
+        let p = pipeline(3);
+        let outcome = p.process(&record(headers), &CancellationToken::new()).await;
+        assert_eq!(outcome, Outcome::DeadLettered);
+        let published = p.dead_letters.0.lock().expect("not poisoned");
+        let (_, headers, _) = &published[0];
+        assert_eq!(find(headers, header::ERROR_CLASS), Some("transient"));
+        assert_eq!(find(headers, header::ATTEMPTS), Some("3"));
+        assert_eq!(find(headers, header::CONSUMER), Some("test-consumer"));
+        assert_eq!(find(headers, events::envelope::header::EVENT_ID), Some(envelope.event_id.to_string().as_str()));
+        assert_eq!(p.stats.snapshot().retries, 2);
+    }
+
+    #[tokio::test]
+    async fn shutdown_during_retries_leaves_the_record_unfinished() {
+        let mut p = pipeline(1_000);
+        p.retry.initial_delay = Duration::from_secs(60);
+        p.retry.max_delay = Duration::from_secs(60);
+        let envelope_headers = events::Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            message_type: "saga.test.Thing".into(),
+            schema_version: 1,
+            aggregate_type: "order".into(),
+            aggregate_id: "k".into(),
+            correlation_id: None,
+            causation_id: None,
+            occurred_at: Utc::now(),
+            traceparent: None,
+            tracestate: None,
+        }
+        .to_headers()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into_bytes()))
+        .collect();
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.cancel();
+        });
+        let outcome = p.process(&record(envelope_headers), &cancel).await;
+        assert_eq!(outcome, Outcome::Cancelled);
+        assert!(!outcome.is_finished());
+        assert!(p.dead_letters.0.lock().expect("not poisoned").is_empty());
+    }
+}

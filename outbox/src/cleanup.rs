@@ -1,0 +1,75 @@
+//! Cleanup: published rows older than the retention are deleted in bounded
+//! batches (short transactions, `SKIP LOCKED`, so writers and other relays
+//! never wait on it), and key-position rows that can no longer matter are
+//! dropped the same way.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::OutboxError;
+use crate::wakeup::sleep_or_cancel;
+
+const DELETE_PUBLISHED: &str = r#"
+DELETE FROM outbox WHERE id IN (
+    SELECT o.id FROM outbox o JOIN outbox_lanes l ON l.lane = o.lane
+    WHERE o.created_at < now() - $1 * interval '1 millisecond'
+      AND (o.pos, o.id) <= (l.cursor_pos, l.cursor_id)
+    ORDER BY o.created_at
+    LIMIT $2
+    FOR UPDATE OF o SKIP LOCKED)
+"#;
+
+// A key's position row may go once every lane's cursor is past it: all the
+// key's rows were then published, and the key's next writer gets its own
+// transaction id as position, which is above every cursor. The repeated
+// `pos <` test is re-checked against a concurrently updated row, so a writer
+// that just took the key keeps its row.
+const DELETE_KEYS: &str = r#"
+WITH bound AS (
+    SELECT min(cursor_pos) AS pos FROM outbox_lanes
+    WHERE lane < (SELECT lanes FROM outbox_settings))
+DELETE FROM outbox_keys WHERE msg_key IN (
+    SELECT msg_key FROM outbox_keys WHERE pos < (SELECT pos FROM bound)
+    LIMIT $1 FOR UPDATE SKIP LOCKED)
+  AND pos < (SELECT pos FROM bound)
+"#;
+
+/// Deletes up to `max_batches` batches of `batch` published rows older than
+/// `retention`, plus stale key rows. Returns the number of outbox rows deleted.
+pub async fn cleanup_once(pool: &PgPool, retention: Duration, batch: i64, max_batches: usize) -> Result<u64, OutboxError> {
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut total = 0;
+    for _ in 0..max_batches {
+        let n = sqlx::query(DELETE_PUBLISHED)
+            .bind(retention_ms)
+            .bind(batch)
+            .execute(pool)
+            .await
+            .map_err(OutboxError::Cleanup)?
+            .rows_affected();
+        total += n;
+        if n < batch as u64 {
+            break;
+        }
+    }
+    for _ in 0..max_batches {
+        let n = sqlx::query(DELETE_KEYS).bind(batch).execute(pool).await.map_err(OutboxError::Cleanup)?.rows_affected();
+        if n < batch as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Runs [`cleanup_once`] every `interval` until `cancel`.
+pub(crate) async fn run(pool: PgPool, retention: Duration, batch: i64, interval: Duration, cancel: CancellationToken) {
+    while !sleep_or_cancel(interval, &cancel).await {
+        match cleanup_once(&pool, retention, batch, 100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "outbox cleanup"),
+            Err(e) => tracing::warn!(error = %e, "outbox cleanup failed; will retry"),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! [`OutboxError`]: every failed outbox operation, named for the operation.
+
+/// A failed outbox operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboxError {
+    /// Running the outbox migrations failed.
+    #[error("could not migrate the outbox schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Writing the outbox row in the caller's transaction failed.
+    #[error("could not enqueue the message: {0}")]
+    Enqueue(#[source] sqlx::Error),
+    /// Reading a batch of rows to publish failed.
+    #[error("could not fetch outbox rows for lane {lane}: {source}")]
+    Fetch {
+        /// Lane being read.
+        lane: i32,
+        /// Database error.
+        source: sqlx::Error,
+    },
+    /// Recording a batch's outcome (cursor, parked rows) failed.
+    #[error("could not record the outcome of a batch in lane {lane}: {source}")]
+    Commit {
+        /// Lane being written.
+        lane: i32,
+        /// Database error.
+        source: sqlx::Error,
+    },
+    /// The relay no longer holds the lane's lease (it expired and another
+    /// relay took it, or the relay is a zombie). Its work for the lane stops.
+    #[error("the lease on lane {lane} (epoch {epoch}) was lost")]
+    LeaseLost {
+        /// Lane.
+        lane: i32,
+        /// Epoch the relay thought it held.
+        epoch: i64,
+    },
+    /// Acquiring, renewing or releasing lane leases failed.
+    #[error("could not manage lane leases: {0}")]
+    Lease(#[source] sqlx::Error),
+    /// Changing the number of lanes failed or is unsafe right now.
+    #[error("could not configure lanes: {0}")]
+    ConfigureLanes(String),
+    /// Listening for wake-up notifications failed.
+    #[error("could not listen for outbox notifications: {0}")]
+    Listen(#[source] sqlx::Error),
+    /// Deleting published rows failed.
+    #[error("could not clean up published rows: {0}")]
+    Cleanup(#[source] sqlx::Error),
+    /// Measuring the backlog failed.
+    #[error("could not measure the outbox backlog: {0}")]
+    Measure(#[source] sqlx::Error),
+    /// Reading or changing parked rows failed.
+    #[error("could not access parked rows: {0}")]
+    Parked(#[source] sqlx::Error),
+    /// Creating the Kafka producer failed.
+    #[error("could not create the producer: {0}")]
+    CreatePublisher(#[source] producers::PublishError),
+    /// The relay configuration is unusable.
+    #[error("invalid relay configuration: {0}")]
+    InvalidConfig(String),
+}

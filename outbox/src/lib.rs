@@ -1,0 +1,96 @@
+//! # outbox — transactional outbox and relay
+//!
+//! A service writes its business change and the messages that announce it in
+//! **one** PostgreSQL transaction ([`enqueue`]); the [`OutboxRelay`] publishes
+//! committed rows to Kafka. What commits is published; what rolls back is not.
+//!
+//! ```no_run
+//! # async fn f(pool: sqlx::PgPool, msg: events::OutgoingMessage) -> Result<(), Box<dyn std::error::Error>> {
+//! outbox::migrate(&pool).await?;
+//! let mut tx = pool.begin().await?;
+//! // ... business writes on &mut *tx ...
+//! outbox::enqueue(&mut tx, &msg).await?;
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layout
+//! * `migrations/` — the schema: `outbox` (rows), `outbox_keys` (per-key
+//!   position and write lock), `outbox_lanes` / `outbox_settings` /
+//!   `outbox_relays` (lanes, leases, cursors), `outbox_parked`.
+//! * [`enqueue`](mod@enqueue) — the write inside the caller's transaction, with
+//!   the W3C trace context and a NOTIFY wake-up hint.
+//! * [`store`] — the relay's reads (a lane's batch below the snapshot
+//!   watermark) and writes (cursor moves and parking, fenced by lease epoch).
+//! * [`lease`] — relay heartbeats, fair share, lane leases, lane count.
+//! * [`batch`] — pure decision logic: how far a batch moves the cursor, what
+//!   gets parked.
+//! * `send` — publishing one batch through [`producers::Publisher`].
+//! * `lane` — one lane's worker loop; `relay` — [`OutboxRelay`], which runs
+//!   the lease manager, the lane workers and the background tasks.
+//! * `wakeup` — LISTEN/NOTIFY wake-ups with reconnects.
+//! * [`cleanup`] — bounded deletion of published rows after the retention.
+//! * [`metrics`] — backlog, oldest age, publish rate and commit→ack latency
+//!   through `tracing` (OpenTelemetry-ready field names).
+//! * [`parked`] — listing and discarding parked rows.
+//!
+//! ## Ordering and gap-freedom
+//! Each row carries `tx` (its transaction id, `xid8`) and `pos`, its
+//! commit-order-safe position: the greater of `tx` and the position of the
+//! previous row of the same key. Enqueue takes the key's row lock in
+//! `outbox_keys`, so writers of one key commit one after the other, in
+//! position order. A relay reads its lane in `(pos, id)` order and only rows
+//! with `pos < pg_snapshot_xmin(pg_current_snapshot())`: every transaction
+//! below that watermark has ended, so no row can ever commit *behind* the
+//! relay's cursor — a long transaction delays publication but is never
+//! skipped (the gap that bit Watermill, #311). Per key, rows are published in
+//! commit order. Lanes (`hash(key) mod lanes`) are leased to one relay at a
+//! time, so several relays share the work without reordering a key.
+//!
+//! Traps: any long-running *write* transaction in the cluster holds the
+//! watermark back (watch the oldest-age metric); transaction ids do not
+//! survive a dump/restore or logical migration to a new cluster, so drain the
+//! outbox before moving it (Watermill #576).
+//!
+//! ## Delivery semantics
+//! **At least once.** A row's cursor position is recorded only after its
+//! delivery report came back with `acks=all` from the idempotent producer,
+//! and never on a transient failure (retried with backoff, never dropped).
+//! After a crash, lost lease or failed bookkeeping the unrecorded rows are
+//! sent again: duplicates are limited to the in-flight batch of each lane and
+//! carry the same `event-id` header, so consumers deduplicate on the event id
+//! (never on offsets). A record the broker rejects permanently (e.g. too
+//! large) is parked with the reason in `outbox_parked`; later rows of its key
+//! queue up behind it (also parked), other keys are unaffected.
+
+pub mod batch;
+pub mod cleanup;
+pub mod enqueue;
+pub mod error;
+mod lane;
+pub mod lease;
+pub mod metrics;
+pub mod parked;
+mod relay;
+mod send;
+pub mod store;
+mod trace;
+mod wakeup;
+
+pub use enqueue::{Enqueued, NOTIFY_CHANNEL, enqueue};
+pub use error::OutboxError;
+pub use metrics::RelayStats;
+pub use parked::{ParkedRow, discard_parked, list_parked};
+pub use relay::{OutboxRelay, RelayConfig, StatsHandle};
+
+/// Table recording this crate's applied migrations (each crate keeps its own,
+/// so migration versions of different crates never collide).
+pub const MIGRATIONS_TABLE: &str = "_outbox_migrations";
+
+/// Creates or updates the outbox schema.
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), OutboxError> {
+    let mut m = sqlx::migrate!();
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m.run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Relay metrics, reported through `tracing` with the field-name prefixes
+//! that `tracing-opentelemetry`'s `MetricsLayer` turns into OpenTelemetry
+//! instruments (`monotonic_counter.`, `histogram.`, `gauge.`); with a plain
+//! fmt subscriber they are ordinary log fields.
+//!
+//! * per batch (target `outbox::metrics`, DEBUG): published rows
+//!   (counter) and the batch's commit→ack latency of its oldest row (histogram);
+//! * every `metrics_interval` (INFO): backlog rows, age of the oldest
+//!   unpublished row and parked rows (gauges), plus the publish rate and
+//!   latency percentiles over the interval for humans.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::store;
+use crate::wakeup::sleep_or_cancel;
+
+/// Totals since the relay started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayStats {
+    /// Rows delivered and recorded as published.
+    pub published: u64,
+    /// Rows parked (rejected, or blocked behind a rejected row).
+    pub parked: u64,
+    /// Batches recorded.
+    pub batches: u64,
+    /// Batches that stopped early on a retriable failure.
+    pub retries: u64,
+}
+
+/// Counters shared by the lane workers.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    published: AtomicU64,
+    parked: AtomicU64,
+    batches: AtomicU64,
+    retries: AtomicU64,
+    /// Commit→ack latencies (ms) since the last report, one per row.
+    latencies: Mutex<Vec<f64>>,
+}
+
+impl Metrics {
+    pub(crate) fn record_batch(&self, lane: i32, delivered: usize, parked: usize, latencies_ms: &[f64]) {
+        self.published.fetch_add(delivered as u64, Ordering::Relaxed);
+        self.parked.fetch_add(parked as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut l) = self.latencies.lock() {
+            // Bounded: a report drains it; beyond this we keep a prefix.
+            let room = 1_000_000usize.saturating_sub(l.len());
+            l.extend(latencies_ms.iter().take(room));
+        }
+        let worst = latencies_ms.iter().copied().fold(0.0, f64::max);
+        tracing::debug!(
+            target: "outbox::metrics",
+            lane,
+            monotonic_counter.outbox_published = delivered as u64,
+            monotonic_counter.outbox_parked = parked as u64,
+            histogram.outbox_commit_to_ack_ms = worst,
+            "outbox batch published"
+        );
+    }
+
+    pub(crate) fn record_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> RelayStats {
+        RelayStats {
+            published: self.published.load(Ordering::Relaxed),
+            parked: self.parked.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn drain_latencies(&self) -> Vec<f64> {
+        self.latencies.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+    }
+}
+
+/// The `q` quantile (0..=1) of `sorted`, nearest rank; 0 when empty.
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Reports every `interval` until `cancel`.
+pub(crate) async fn report(pool: PgPool, metrics: std::sync::Arc<Metrics>, interval: Duration, cancel: CancellationToken) {
+    let mut last = metrics.stats().published;
+    while !sleep_or_cancel(interval, &cancel).await {
+        let now = metrics.stats();
+        let mut lat = metrics.drain_latencies();
+        lat.sort_by(f64::total_cmp);
+        let rate = (now.published - last) as f64 / interval.as_secs_f64();
+        last = now.published;
+        match store::backlog(&pool).await {
+            Ok(b) => tracing::info!(
+                target: "outbox::metrics",
+                published_total = now.published,
+                gauge.outbox_backlog = b.rows,
+                gauge.outbox_oldest_age_seconds = b.oldest_age_secs,
+                gauge.outbox_parked = b.parked,
+                published_per_sec = rate,
+                latency_p50_ms = quantile(&lat, 0.5),
+                latency_p99_ms = quantile(&lat, 0.99),
+                "outbox relay"
+            ),
+            Err(e) => tracing::warn!(error = %e, "outbox metrics: could not measure the backlog"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn batches_add_up() {
+        let m = Metrics::default();
+        m.record_batch(0, 3, 1, &[1.0, 2.0, 3.0]);
+        m.record_batch(1, 2, 0, &[4.0, 5.0]);
+        m.record_retry();
+        assert_eq!(m.stats(), RelayStats { published: 5, parked: 1, batches: 2, retries: 1 });
+        assert_eq!(m.drain_latencies().len(), 5);
+        assert!(m.drain_latencies().is_empty());
+    }
+}

@@ -1,0 +1,341 @@
+//! [`OutboxRelay`]: the process-level loop. It registers the relay, keeps its
+//! fair share of lane leases (renewing, taking over expired lanes, handing
+//! back surplus ones), runs one worker per held lane (see `lane.rs`), the
+//! LISTEN wake-ups, the metrics report and the cleanup, and shuts all of it
+//! down on a [`CancellationToken`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use producers::{KafkaPublisher, ProducerConfig};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::OutboxError;
+use crate::lane::{self, Lane, LeaseClock};
+use crate::lease::{self, LaneLease};
+use crate::metrics::{self, Metrics, RelayStats};
+use crate::wakeup::{self, Wakeups, sleep_or_cancel};
+use crate::{cleanup, migrate};
+
+/// Settings of an [`OutboxRelay`].
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Unique id of this relay process (lease owner). Default: host, pid and a
+    /// random suffix.
+    pub relay_id: String,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Polling fallback when no notification arrives.
+    pub poll_interval: Duration,
+    /// Lease duration; a killed relay's lanes are taken over after this.
+    pub lease_ttl: Duration,
+    /// Total number of lanes to configure at start (`None`: keep the current
+    /// setting). Changing it needs every relay stopped and the outbox drained.
+    pub lanes: Option<i32>,
+    /// Most lanes this relay holds at once (`None`: its fair share).
+    pub max_lanes: Option<usize>,
+    /// How long published rows are kept before cleanup deletes them.
+    pub retention: Duration,
+    /// How often cleanup runs (`Duration::ZERO` disables it).
+    pub cleanup_interval: Duration,
+    /// Rows deleted per cleanup statement.
+    pub cleanup_batch: i64,
+    /// How often the metrics report is logged (`Duration::ZERO` disables it).
+    pub metrics_interval: Duration,
+    /// First retry delay after a failure.
+    pub backoff_min: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// How often an idle lane moves its cursor up to the watermark.
+    pub idle_advance_interval: Duration,
+    /// How long shutdown waits for in-flight deliveries.
+    pub shutdown_grace: Duration,
+    /// Whether to run the migrations at start.
+    pub migrate: bool,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            relay_id: default_relay_id(),
+            batch_size: 1000,
+            poll_interval: Duration::from_millis(500),
+            lease_ttl: Duration::from_secs(10),
+            lanes: None,
+            max_lanes: None,
+            retention: Duration::from_secs(3600),
+            cleanup_interval: Duration::from_secs(30),
+            cleanup_batch: 1000,
+            metrics_interval: Duration::from_secs(10),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            idle_advance_interval: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(5),
+            migrate: true,
+        }
+    }
+}
+
+fn default_relay_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "relay".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
+impl RelayConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), OutboxError> {
+        let bad = |m: &str| Err(OutboxError::InvalidConfig(m.to_owned()));
+        if self.relay_id.is_empty() {
+            return bad("relay_id is empty");
+        }
+        if self.batch_size == 0 || self.batch_size > 100_000 {
+            return bad("batch_size must be 1..=100000");
+        }
+        if self.lease_ttl < Duration::from_millis(500) {
+            return bad("lease_ttl must be at least 500 ms");
+        }
+        if self.poll_interval.is_zero() {
+            return bad("poll_interval must be positive");
+        }
+        if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
+            return bad("need 0 < backoff_min <= backoff_max");
+        }
+        if self.cleanup_batch <= 0 {
+            return bad("cleanup_batch must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// The relay's producer, replaced when it fails fatally.
+pub(crate) struct Publishers {
+    config: ProducerConfig,
+    current: RwLock<Arc<KafkaPublisher>>,
+}
+
+impl Publishers {
+    pub(crate) fn current(&self) -> Arc<KafkaPublisher> {
+        match self.current.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces `failed` with a new producer (unless another worker did).
+    pub(crate) fn replace(&self, failed: &Arc<KafkaPublisher>) {
+        let mut cur = match self.current.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !Arc::ptr_eq(&cur, failed) {
+            return;
+        }
+        match KafkaPublisher::new(&self.config) {
+            Ok(p) => {
+                tracing::warn!("outbox producer failed fatally; replaced it");
+                *cur = Arc::new(p);
+            }
+            Err(e) => tracing::error!(error = %e, "outbox could not replace its failed producer"),
+        }
+    }
+}
+
+/// State shared by the relay's tasks.
+pub(crate) struct Shared {
+    pub(crate) pool: PgPool,
+    pub(crate) config: RelayConfig,
+    pub(crate) publishers: Publishers,
+    pub(crate) wakeups: Arc<Wakeups>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Publishes committed outbox rows to Kafka. See the crate docs for the
+/// guarantees.
+pub struct OutboxRelay {
+    shared: Arc<Shared>,
+}
+
+/// A cheap handle to read a running relay's totals.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Metrics>);
+
+impl StatsHandle {
+    /// Totals since the relay started.
+    pub fn get(&self) -> RelayStats {
+        self.0.stats()
+    }
+}
+
+struct Worker {
+    epoch: i64,
+    clock: Arc<LeaseClock>,
+    stop: CancellationToken,
+    handle: JoinHandle<Result<(), OutboxError>>,
+}
+
+impl OutboxRelay {
+    /// A relay over `pool` publishing with a producer built from `producer`.
+    ///
+    /// Unless the overrides say otherwise the producer never times a record
+    /// out (`message.timeout.ms=0`): librdkafka retries until the broker
+    /// takes it, so a record can neither be dropped nor overtaken by a later
+    /// record of its key after a timeout.
+    pub fn new(pool: PgPool, mut producer: ProducerConfig, config: RelayConfig) -> Result<Self, OutboxError> {
+        config.validate()?;
+        if !producer.overrides.iter().any(|(k, _)| k == "message.timeout.ms" || k == "delivery.timeout.ms") {
+            producer.overrides.push(("message.timeout.ms".into(), "0".into()));
+        }
+        let publisher = KafkaPublisher::new(&producer).map_err(OutboxError::CreatePublisher)?;
+        Ok(OutboxRelay {
+            shared: Arc::new(Shared {
+                pool,
+                config,
+                publishers: Publishers { config: producer, current: RwLock::new(Arc::new(publisher)) },
+                wakeups: Wakeups::new(),
+                metrics: Arc::new(Metrics::default()),
+            }),
+        })
+    }
+
+    /// This relay's id (its lease owner name).
+    pub fn relay_id(&self) -> &str {
+        &self.shared.config.relay_id
+    }
+
+    /// A handle to the relay's totals, usable while it runs.
+    pub fn stats(&self) -> StatsHandle {
+        StatsHandle(self.shared.metrics.clone())
+    }
+
+    /// Runs until `cancel` fires, then stops every lane (in-flight batches get
+    /// `shutdown_grace` to finish), releases its leases and returns.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), OutboxError> {
+        let shared = self.shared;
+        let cfg = &shared.config;
+        if cfg.migrate {
+            migrate(&shared.pool).await?;
+        }
+        if let Some(n) = cfg.lanes {
+            lease::configure_lanes(&shared.pool, n).await?;
+        }
+        let background = cancel.child_token();
+        let mut tasks = vec![tokio::spawn(wakeup::listen(shared.pool.clone(), shared.wakeups.clone(), background.clone()))];
+        if !cfg.metrics_interval.is_zero() {
+            tasks.push(tokio::spawn(metrics::report(
+                shared.pool.clone(),
+                shared.metrics.clone(),
+                cfg.metrics_interval,
+                background.clone(),
+            )));
+        }
+        if !cfg.cleanup_interval.is_zero() {
+            tasks.push(tokio::spawn(cleanup::run(
+                shared.pool.clone(),
+                cfg.retention,
+                cfg.cleanup_batch,
+                cfg.cleanup_interval,
+                background.clone(),
+            )));
+        }
+        tracing::info!(relay = %cfg.relay_id, "outbox relay started");
+
+        let base = Instant::now();
+        let mut workers: BTreeMap<i32, Worker> = BTreeMap::new();
+        let tick = cfg.lease_ttl / 3;
+        loop {
+            if let Err(e) = manage(&shared, &mut workers, base).await {
+                tracing::warn!(error = %e, "outbox lease management failed; retrying");
+            }
+            if sleep_or_cancel(tick, &cancel).await {
+                break;
+            }
+        }
+
+        for w in workers.values() {
+            w.stop.cancel();
+        }
+        for (lane, w) in std::mem::take(&mut workers) {
+            let stopped = matches!(w.handle.await, Ok(Ok(())));
+            if stopped && let Err(e) = lease::release(&shared.pool, &cfg.relay_id, lane, w.epoch).await {
+                tracing::warn!(lane, error = %e, "could not release lane; it frees itself when the lease expires");
+            }
+        }
+        background.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = lease::deregister(&shared.pool, &cfg.relay_id).await {
+            tracing::warn!(error = %e, "could not deregister the relay");
+        }
+        tracing::info!(relay = %cfg.relay_id, "outbox relay stopped");
+        Ok(())
+    }
+}
+
+/// One lease-management round: heartbeat, renew, reap, rebalance.
+async fn manage(shared: &Arc<Shared>, workers: &mut BTreeMap<i32, Worker>, base: Instant) -> Result<(), OutboxError> {
+    let cfg = &shared.config;
+    lease::heartbeat(&shared.pool, &cfg.relay_id, cfg.lease_ttl).await?;
+
+    // Workers that ended on their own (lease lost) are forgotten.
+    let finished: Vec<i32> = workers.iter().filter(|(_, w)| w.handle.is_finished()).map(|(l, _)| *l).collect();
+    for lane in finished {
+        if let Some(w) = workers.remove(&lane) {
+            match w.handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(lane, error = %e, "lane worker ended"),
+                Err(e) => tracing::error!(lane, error = %e, "lane worker panicked"),
+            }
+        }
+    }
+
+    let asked = Instant::now();
+    let held: Vec<(i32, i64)> = workers.iter().map(|(l, w)| (*l, w.epoch)).collect();
+    let kept = lease::renew(&shared.pool, &cfg.relay_id, &held, cfg.lease_ttl).await?;
+    for (lane, w) in workers.iter() {
+        if kept.contains(lane) {
+            w.clock.extend(asked, cfg.lease_ttl);
+        } else {
+            tracing::warn!(lane, "lease lost; stopping the lane");
+            w.stop.cancel();
+        }
+    }
+    workers.retain(|lane, _| kept.contains(lane));
+
+    let (lanes, relays) = lease::census(&shared.pool, cfg.lease_ttl).await?;
+    let share = lease::fair_share(lanes, relays, cfg.max_lanes);
+    if workers.len() < share {
+        let asked = Instant::now();
+        for l in lease::acquire(&shared.pool, &cfg.relay_id, share - workers.len(), cfg.lease_ttl).await? {
+            spawn(shared, workers, l, base, asked);
+        }
+    } else if workers.len() > share {
+        // Hand back the surplus (highest lanes first) so others can take them.
+        let surplus: Vec<i32> = workers.keys().rev().take(workers.len() - share).copied().collect();
+        for lane in surplus {
+            if let Some(w) = workers.remove(&lane) {
+                w.stop.cancel();
+                if matches!(w.handle.await, Ok(Ok(()))) {
+                    lease::release(&shared.pool, &cfg.relay_id, lane, w.epoch).await?;
+                    tracing::info!(lane, share, "lane handed back");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn spawn(shared: &Arc<Shared>, workers: &mut BTreeMap<i32, Worker>, l: LaneLease, base: Instant, asked: Instant) {
+    let clock = Arc::new(LeaseClock::new(base));
+    clock.extend(asked, shared.config.lease_ttl);
+    let stop = CancellationToken::new();
+    let lane = Lane { lease: l, clock: clock.clone(), stop: stop.clone() };
+    let handle = tokio::spawn(lane::run(shared.clone(), lane));
+    // A fresh lane looks for rows at once.
+    shared.wakeups.lane(l.lane).notify_one();
+    workers.insert(l.lane, Worker { epoch: l.epoch, clock, stop, handle });
+}

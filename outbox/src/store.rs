@@ -1,0 +1,220 @@
+//! The relay's SQL: read a lane's next batch below the snapshot watermark,
+//! and record a batch's outcome (cursor move and parked rows) under the lane's
+//! lease epoch.
+//!
+//! Positions are `xid8` in the database and `i64` here (cast through text):
+//! transaction ids stay far below 2^63.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::error::OutboxError;
+
+/// A lane's read position: everything at or before it was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Cursor {
+    /// Commit-order-safe position (`outbox.pos`).
+    pub pos: i64,
+    /// Row id, to order rows of one position (one transaction).
+    pub id: i64,
+}
+
+/// One outbox row as the relay reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// Position (see [`Cursor`]).
+    pub pos: i64,
+    /// Event id (also in the headers).
+    pub event_id: Uuid,
+    /// Destination topic.
+    pub topic: String,
+    /// Record key (aggregate id).
+    pub key: String,
+    /// Header names, parallel to `header_values`.
+    pub header_names: Vec<String>,
+    /// Header values.
+    pub header_values: Vec<String>,
+    /// Encoded body.
+    pub payload: Vec<u8>,
+    /// When the writing transaction started.
+    pub created_at: DateTime<Utc>,
+    /// Event id of the parked row this row's key is blocked behind, if any.
+    pub blocked_by: Option<Uuid>,
+}
+
+impl OutboxRow {
+    /// The row's cursor position.
+    pub fn cursor(&self) -> Cursor {
+        Cursor { pos: self.pos, id: self.id }
+    }
+}
+
+/// A batch read from one lane.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The snapshot watermark the batch was read under: every transaction
+    /// below it had ended.
+    pub watermark: i64,
+    /// Rows after the cursor with `pos < watermark`, in (pos, id) order.
+    pub rows: Vec<OutboxRow>,
+}
+
+const FETCH: &str = r#"
+WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT s.xmin::text::bigint AS watermark, o.*
+FROM s LEFT JOIN LATERAL (
+    SELECT o.id, o.pos::text::bigint AS pos, o.event_id, o.topic, o.msg_key,
+           o.header_names, o.header_values, o.payload, o.created_at,
+           (SELECT p.event_id FROM outbox_parked p WHERE p.msg_key = o.msg_key
+             ORDER BY p.id LIMIT 1) AS blocked_by
+    FROM outbox o
+    WHERE o.lane = $1
+      AND (o.pos, o.id) > ($2::bigint::text::xid8, $3::bigint)
+      AND o.pos < s.xmin
+    ORDER BY o.pos, o.id
+    LIMIT $4
+) o ON true
+"#;
+
+/// Reads up to `limit` rows of `lane` after `after`.
+pub async fn fetch(pool: &PgPool, lane: i32, after: Cursor, limit: i64) -> Result<Batch, OutboxError> {
+    let err = |source| OutboxError::Fetch { lane, source };
+    let rows = sqlx::query(FETCH)
+        .bind(lane)
+        .bind(after.pos)
+        .bind(after.id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(err)?;
+    let mut batch = Batch::default();
+    for r in rows {
+        batch.watermark = r.try_get("watermark").map_err(err)?;
+        let Some(id) = r.try_get::<Option<i64>, _>("id").map_err(err)? else { continue };
+        batch.rows.push(OutboxRow {
+            id,
+            pos: r.try_get("pos").map_err(err)?,
+            event_id: r.try_get("event_id").map_err(err)?,
+            topic: r.try_get("topic").map_err(err)?,
+            key: r.try_get("msg_key").map_err(err)?,
+            header_names: r.try_get("header_names").map_err(err)?,
+            header_values: r.try_get("header_values").map_err(err)?,
+            payload: r.try_get("payload").map_err(err)?,
+            created_at: r.try_get("created_at").map_err(err)?,
+            blocked_by: r.try_get("blocked_by").map_err(err)?,
+        });
+    }
+    Ok(batch)
+}
+
+/// A row to move into `outbox_parked`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Park {
+    /// Row id.
+    pub id: i64,
+    /// Why (the broker's rejection, or "blocked behind ...").
+    pub reason: String,
+    /// For rows held behind a rejected one: its event id.
+    pub blocked_by: Option<Uuid>,
+}
+
+/// The lease a write is made under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseToken<'a> {
+    /// Lane.
+    pub lane: i32,
+    /// Holder.
+    pub owner: &'a str,
+    /// Epoch of the grant.
+    pub epoch: i64,
+}
+
+const PARK: &str = r#"
+INSERT INTO outbox_parked (id, tx, pos, lane, event_id, topic, msg_key, header_names,
+    header_values, payload, traceparent, tracestate, created_at, reason, blocked_by)
+SELECT id, tx, pos, lane, event_id, topic, msg_key, header_names, header_values, payload,
+       traceparent, tracestate, created_at, $2, $3
+FROM outbox WHERE id = $1
+ON CONFLICT (id) DO NOTHING
+"#;
+
+const ADVANCE: &str = r#"
+UPDATE outbox_lanes
+SET cursor_pos = $4::bigint::text::xid8, cursor_id = $5, advanced_at = now(),
+    lease_until = now() + $6 * interval '1 millisecond'
+WHERE lane = $1 AND owner = $2 AND epoch = $3
+  AND (cursor_pos, cursor_id) <= ($4::bigint::text::xid8, $5)
+"#;
+
+/// Records a batch's outcome in one transaction: parks `parked`, moves the
+/// lane's cursor to `to` and extends the lease by `lease_ms` — only if the
+/// lease is still `lease`'s (else [`OutboxError::LeaseLost`] and nothing is
+/// written).
+pub async fn commit(
+    pool: &PgPool,
+    lease: LeaseToken<'_>,
+    to: Cursor,
+    parked: &[Park],
+    lease_ms: i64,
+) -> Result<(), OutboxError> {
+    let lane = lease.lane;
+    let err = |source| OutboxError::Commit { lane, source };
+    let mut tx = pool.begin().await.map_err(err)?;
+    for p in parked {
+        sqlx::query(PARK)
+            .bind(p.id)
+            .bind(&p.reason)
+            .bind(p.blocked_by)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+    }
+    let moved = sqlx::query(ADVANCE)
+        .bind(lane)
+        .bind(lease.owner)
+        .bind(lease.epoch)
+        .bind(to.pos)
+        .bind(to.id)
+        .bind(lease_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+    if moved.rows_affected() != 1 {
+        // Dropping `tx` rolls the parked rows back too.
+        return Err(OutboxError::LeaseLost { lane, epoch: lease.epoch });
+    }
+    tx.commit().await.map_err(err)
+}
+
+/// Backlog figures for the metrics: rows not yet past their lane's cursor and
+/// the age of the oldest one.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Backlog {
+    /// Committed rows not yet published (or parked).
+    pub rows: i64,
+    /// Age of the oldest such row, in seconds (0 when none).
+    pub oldest_age_secs: f64,
+    /// Parked rows waiting for an operator.
+    pub parked: i64,
+}
+
+const BACKLOG: &str = r#"
+SELECT count(o.id) AS rows,
+       COALESCE(EXTRACT(EPOCH FROM now() - min(o.created_at))::float8, 0) AS oldest,
+       (SELECT count(*) FROM outbox_parked) AS parked
+FROM outbox_lanes l
+JOIN outbox o ON o.lane = l.lane AND (o.pos, o.id) > (l.cursor_pos, l.cursor_id)
+"#;
+
+/// Measures the backlog (one query; cost grows with the backlog itself).
+pub async fn backlog(pool: &PgPool) -> Result<Backlog, OutboxError> {
+    let r = sqlx::query(BACKLOG).fetch_one(pool).await.map_err(OutboxError::Measure)?;
+    Ok(Backlog {
+        rows: r.try_get("rows").map_err(OutboxError::Measure)?,
+        oldest_age_secs: r.try_get("oldest").map_err(OutboxError::Measure)?,
+        parked: r.try_get("parked").map_err(OutboxError::Measure)?,
+    })
+}

@@ -1,0 +1,1 @@
+//! The order saga: a pure state machine and the orchestrator that persists it and sends its commands.

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test of the project: unit tests, the schema compatibility gate,
+# property tests, doc tests, and the end-to-end tests against a real broker and
+# real PostgreSQL in containers. Installs what a fresh machine lacks first.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+"$ROOT/scripts/setup.sh"
+. "$ROOT/scripts/env.sh"
+echo "broker image: $SAGA_BROKER_IMAGE, postgres image: $SAGA_POSTGRES_IMAGE"
+
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"
+else
+  cargo test --workspace "$@" -- --test-threads=2
+fi
+cargo test --workspace --doc

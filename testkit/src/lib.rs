@@ -1,0 +1,39 @@
+//! # testkit — real infrastructure for end-to-end tests
+//!
+//! Starts a Kafka-protocol broker and PostgreSQL as containers (through
+//! [testcontainers]), waits until each really answers (a metadata round trip,
+//! a SQL connection), and hands a test a bootstrap address and a database URL.
+//! Containers are removed when the values are dropped.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), testkit::HarnessError> {
+//! let env = testkit::Environment::start().await?;
+//! env.broker.create_system_topics(3).await?;
+//! let db_url = env.postgres.fresh_database().await?;
+//! // ... connect rdkafka to env.broker.bootstrap_servers() and sqlx to db_url
+//! # Ok(()) }
+//! ```
+//!
+//! ## Images
+//! The images come from environment variables whose defaults are the upstream
+//! images (see [`images`]). On machines that cannot pull, `scripts/test.sh`
+//! builds local images and points the variables at them.
+//!
+//! ## Layout
+//! * [`images`] — which image to run, from the environment.
+//! * [`broker`] — the Kafka-protocol broker container ([`Broker`]).
+//! * [`postgres`] — the PostgreSQL container ([`Postgres`]).
+//! * [`environment`] — both at once ([`Environment`]).
+//! * [`error`] — [`HarnessError`].
+
+pub mod broker;
+pub mod environment;
+pub mod error;
+pub mod images;
+pub mod postgres;
+mod ports;
+
+pub use broker::Broker;
+pub use environment::Environment;
+pub use error::HarnessError;
+pub use postgres::Postgres;

@@ -1,0 +1,113 @@
+//! The PostgreSQL container.
+
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use testcontainers::core::IntoContainerPort;
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+use crate::broker::probe_until_ready;
+use crate::error::HarnessError;
+use crate::images::{ImageRef, postgres_image};
+use crate::ports::free_port;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const USER: &str = "postgres";
+const PASSWORD: &str = "postgres";
+
+/// A running PostgreSQL container; removed on drop.
+pub struct Postgres {
+    container: ContainerAsync<GenericImage>,
+    image: ImageRef,
+    port: u16,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres").field("image", &self.image.full()).field("port", &self.port).finish()
+    }
+}
+
+impl Postgres {
+    /// Starts the image from [`postgres_image`] and waits until it accepts a
+    /// SQL connection. Durability settings are relaxed for speed (`fsync=off`):
+    /// the tests kill processes, never the machine.
+    pub async fn start() -> Result<Postgres, HarnessError> {
+        let image = postgres_image();
+        let port = free_port()?;
+        let container = GenericImage::new(image.name.clone(), image.tag.clone())
+            .with_exposed_port(5432.tcp())
+            .with_mapped_port(port, 5432.tcp())
+            .with_env_var("POSTGRES_USER", USER)
+            .with_env_var("POSTGRES_PASSWORD", PASSWORD)
+            .with_env_var("POSTGRES_DB", "postgres")
+            .with_cmd(["postgres", "-c", "fsync=off", "-c", "max_connections=400", "-c", "synchronous_commit=off"])
+            .with_startup_timeout(READY_TIMEOUT)
+            .start()
+            .await
+            .map_err(|source| HarnessError::Container { image: image.full(), source })?;
+        let pg = Postgres { container, image, port };
+        pg.wait_ready().await?;
+        tracing::info!(url = %pg.url(), image = %pg.image.full(), "postgres ready");
+        Ok(pg)
+    }
+
+    /// URL of the `postgres` database (for administration).
+    pub fn url(&self) -> String {
+        self.url_for("postgres")
+    }
+
+    /// URL of database `db` on this server.
+    pub fn url_for(&self, db: &str) -> String {
+        format!("postgres://{USER}:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Host port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates a new, empty database with a unique name and returns its URL.
+    /// Tests that share one server stay isolated this way.
+    pub async fn fresh_database(&self) -> Result<String, HarnessError> {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&self.url()).await?;
+        // `name` is made here from a UUID: no injection possible.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(self.url_for(&name))
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s), keeping its data:
+    /// a database outage. [`Postgres::start_again`] brings it back on the same port.
+    pub async fn stop(&self) -> Result<(), HarnessError> {
+        self.container
+            .stop_with_timeout(Some(5))
+            .await
+            .map_err(|source| HarnessError::Container { image: self.image.full(), source })
+    }
+
+    /// Starts a stopped server again and waits until it accepts connections.
+    pub async fn start_again(&self) -> Result<(), HarnessError> {
+        self.container
+            .start()
+            .await
+            .map_err(|source| HarnessError::Container { image: self.image.full(), source })?;
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&self) -> Result<(), HarnessError> {
+        let url = self.url();
+        probe_until_ready("postgres", READY_TIMEOUT, move || {
+            let url = url.clone();
+            async move {
+                let mut conn = PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+                sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| e.to_string())?;
+                conn.close().await.map_err(|e| e.to_string())
+            }
+        })
+        .await
+    }
+}
