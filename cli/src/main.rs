@@ -13,8 +13,11 @@ struct Cli {
 enum Command {
     /// Create the system's topics (and their dead-letter topics) if missing.
     Topics(topics::Args),
+    /// Run the outbox relay (migrates the outbox schema first) until SIGTERM/SIGINT.
+    Relay(relay::Args),
 }
 
+mod relay;
 mod topics;
 
 #[tokio::main]
@@ -27,5 +30,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Topics(a) => topics::run(a).await,
+        Command::Relay(a) => relay::run(a).await,
     }
 }

@@ -82,6 +82,8 @@ pub use error::OutboxError;
 pub use metrics::RelayStats;
 pub use parked::{ParkedRow, discard_parked, list_parked};
 pub use relay::{OutboxRelay, RelayConfig, StatsHandle};
+/// Re-exported: [`OutboxRelay::run`] stops when this token is cancelled.
+pub use tokio_util::sync::CancellationToken;
 
 /// Table recording this crate's applied migrations (each crate keeps its own,
 /// so migration versions of different crates never collide).

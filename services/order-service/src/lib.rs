@@ -1,0 +1,27 @@
+//! # order-service
+//!
+//! Takes orders over HTTP. Placing an order writes the order rows **and** the
+//! `OrderCreated` event in one PostgreSQL transaction (the outbox); the relay
+//! publishes the event, which starts the order saga. Nothing is published for
+//! an order that was not stored, and no stored order goes unannounced.
+//!
+//! ## Layout
+//! * [`api`] — the axum router: `POST /orders`, `GET /orders/{id}`, `GET /health`.
+//! * [`request`] — the request body and its validation (4xx with a message).
+//! * [`store`] — SQL: insert an order with its event, read one back.
+//! * [`migrate`] — this service's migrations plus the outbox's.
+
+pub mod api;
+pub mod request;
+pub mod store;
+
+/// Runs the outbox migrations and this service's own (`migrations/`), each
+/// with its own bookkeeping table.
+pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    outbox::migrate(pool).await.context("outbox migrations")?;
+    let mut m = sqlx::migrate!("./migrations");
+    m.dangerous_set_table_name("_order_service_migrations");
+    m.run(pool).await.context("order-service migrations")?;
+    Ok(())
+}
