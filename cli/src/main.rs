@@ -15,9 +15,12 @@ enum Command {
     Topics(topics::Args),
     /// Run the outbox relay (migrates the outbox schema first) until SIGTERM/SIGINT.
     Relay(relay::Args),
+    /// Print a topic's records with decoded envelopes and bodies (reads only).
+    Tail(tail::Args),
 }
 
 mod relay;
+mod tail;
 mod topics;
 
 #[tokio::main]
@@ -31,5 +34,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Topics(a) => topics::run(a).await,
         Command::Relay(a) => relay::run(a).await,
+        Command::Tail(a) => tail::run(a).await,
     }
 }

@@ -76,9 +76,14 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             position = %record.position(),
         );
         async {
-            match retry::retry(&self.retry, cancel, self.grace, |_| self.attempt(&message)).await {
+            let attempt = |n: u32| {
+                if n > 1 {
+                    self.stats.retried(1);
+                }
+                self.attempt(&message)
+            };
+            match retry::retry(&self.retry, cancel, self.grace, attempt).await {
                 Retried::Done { value, attempts } => {
-                    self.stats.retried(attempts - 1);
                     match value {
                         InboxEntry::New => {
                             self.stats.applied();
@@ -92,10 +97,7 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
                         }
                     }
                 }
-                Retried::Failed(failure) => {
-                    self.stats.retried(failure.attempts - 1);
-                    self.dead_letter(record, failure, cancel).await
-                }
+                Retried::Failed(failure) => self.dead_letter(record, failure, cancel).await,
                 Retried::Cancelled => {
                     tracing::info!("shutdown before the record finished; it will be redelivered");
                     Outcome::Cancelled

@@ -26,7 +26,7 @@ pub struct StatsSnapshot {
     pub duplicates: u64,
     /// Records published to a dead-letter topic.
     pub dead_lettered: u64,
-    /// Attempts beyond the first, over all records.
+    /// Attempts beyond the first, over all records (counted as they start).
     pub retries: u64,
     /// Offset commits that the broker acknowledged (synchronous ones only:
     /// revocation and shutdown).

@@ -27,7 +27,7 @@ pub struct Enqueued {
 const ENQUEUE: &str = r#"
 WITH k AS (
     INSERT INTO outbox_keys AS k (msg_key, pos) VALUES ($3, pg_current_xact_id())
-    ON CONFLICT (msg_key) DO UPDATE SET pos = EXCLUDED.pos
+    ON CONFLICT (msg_key) DO UPDATE SET pos = GREATEST(k.pos, EXCLUDED.pos)
     RETURNING k.pos
 )
 INSERT INTO outbox (pos, lane, event_id, topic, msg_key, header_names, header_values,

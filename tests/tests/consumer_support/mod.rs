@@ -184,8 +184,12 @@ pub(crate) fn consumer_config(bootstrap: &str, group: &str, topic: &str) -> Cons
     }
 }
 
-/// Logs to stderr when `RUST_LOG` is set.
+/// Logs to stderr when `RUST_LOG` is set (quiet otherwise: librdkafka
+/// reports every teardown of a test broker as an error).
 pub(crate) fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

@@ -267,6 +267,19 @@ impl RelayProcess {
         Ok(())
     }
 
+    /// Sends `signal` (e.g. `STOP`, `CONT`) without waiting.
+    pub(crate) fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().context("send signal")?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        Ok(())
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGTERM and wait (graceful stop).
     pub(crate) fn terminate(&mut self) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Brings the whole system up in containers and runs its main job: pushes
+# orders through the order service and prints what happened to them.
+#   ORDERS=20 ./scripts/up.sh      (default 10 orders)
+# Stop it with ./scripts/down.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+ORDERS="${ORDERS:-10}"
+"$ROOT/scripts/install-deps.sh"
+"$ROOT/scripts/install-tansu.sh"
+echo "building release binaries..."
+cargo build --release -p saga-cli -p order-service
+"$ROOT/compose/images/build.sh" --runtime
+. "$ROOT/scripts/env.sh"
+DC=(-f "$ROOT/compose/docker-compose.yml" -p saga)
+compose "${DC[@]}" up -d
+PORT="${SAGA_ORDER_PORT:-58080}"
+echo "waiting for the order service on :$PORT ..."
+for _ in $(seq 90); do curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 1; done
+curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null
+
+echo "placing $ORDERS orders"
+ids=()
+for i in $(seq "$ORDERS"); do
+  body=$(printf '{"customer_id":"%s","currency":"EUR","lines":[{"sku":"SKU-%d","quantity":%d,"unit_price_minor":%d}]}' \
+    "$(cat /proc/sys/kernel/random/uuid)" $((i % 3)) $((1 + i % 4)) $((500 + 100 * i)))
+  resp=$(curl -fsS -X POST -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$PORT/orders")
+  ids+=("$(echo "$resp" | sed -E 's/.*"order_id":"([^"]+)".*/\1/')")
+done
+echo "an invalid order is refused with a reason:"
+curl -sS -X POST -H 'content-type: application/json' -d '{"customer_id":"00000000-0000-0000-0000-000000000000","currency":"EUR","lines":[]}' \
+  -w ' (HTTP %{http_code})\n' "http://127.0.0.1:$PORT/orders"
+
+echo "events published by the relay (orders.events):"
+compose "${DC[@]}" run --rm tools saga tail orders.events --count "$ORDERS" --idle-timeout 60 \
+  --short
+echo "order status:"
+for id in "${ids[@]}"; do
+  curl -fsS "http://127.0.0.1:$PORT/orders/$id"; echo
+done
+echo "system is up: order service on http://127.0.0.1:$PORT (stop with ./scripts/down.sh)"
