@@ -1,8 +1,327 @@
-//! Benchmark `outbox` (to be written with its issue).
+//! Benchmark `outbox`: how close the outbox relay gets to the broker's speed,
+//! its commit→ack latency, and what the outbox insert costs a business
+//! transaction — one run, one broker, one PostgreSQL, the same payloads.
+//!
+//! ```text
+//! cargo run --release -p bench -- outbox [--events 20000] [--rate 1000] [--latency-secs 10]
+//!     [--bootstrap HOST:PORT --database-url postgres://...]   # instead of testkit containers
+//! ```
+//!
+//! * (a) `raw producer` — the idempotent, `acks=all` producer the relay uses,
+//!   fed `--events` records as fast as it takes them; msg/s from the first
+//!   send to the last ack.
+//! * (b) `relay` — the same records committed to the outbox in one
+//!   transaction while the relay idles with its lanes held; msg/s from that
+//!   commit until the relay has recorded the last row as published. Goal:
+//!   (b)/(a) >= 0.8.
+//! * (c) `commit→ack` — one transaction per event at a steady `--rate`;
+//!   latency per row from the writing transaction's `now()` to the delivery
+//!   report, p50/p99/max (hdrhistogram). Goal: p99 < 50 ms.
+//! * (d) `business tx` — `INSERT` of an order row, committed, with and
+//!   without `outbox::enqueue` in the same transaction (relay stopped), one
+//!   connection, modes alternating in rounds. Goal: ratio <= 1.3.
+//!
+//! The relay's phase totals (fetch / send+ack / record) show where its time
+//! goes.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use events::{Envelope, OutgoingMessage};
+use hdrhistogram::Histogram;
+use outbox::{CancellationToken, OutboxRelay, RelayConfig};
+use producers::{KafkaPublisher, ProducerConfig, Publisher as _, Record};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::table::Table;
+
+const TOPIC: &str = "bench.outbox";
 
 #[derive(clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Records for the throughput runs (a) and (b).
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 200)]
+    payload_bytes: usize,
+    /// Distinct keys (aggregates).
+    #[arg(long, default_value_t = 1_000)]
+    keys: usize,
+    /// Topic partitions.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Relay lanes.
+    #[arg(long, default_value_t = 8)]
+    lanes: i32,
+    /// Relay batch size.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Events per second for the latency run (c).
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Duration of the latency run (c), in seconds.
+    #[arg(long, default_value_t = 10)]
+    latency_secs: u64,
+    /// Transactions per mode and round for (d).
+    #[arg(long, default_value_t = 2_000)]
+    transactions: usize,
+    /// Rounds for (d).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Use this broker instead of a testkit container.
+    #[arg(long, requires = "database_url")]
+    bootstrap: Option<String>,
+    /// Use this PostgreSQL database instead of a testkit container.
+    #[arg(long, requires = "bootstrap")]
+    database_url: Option<String>,
+}
 
-pub(crate) async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("benchmark `outbox` is not written yet")
+/// The messages every run publishes: same keys, envelopes and payload sizes.
+fn messages(n: usize, keys: usize, payload_bytes: usize) -> anyhow::Result<Vec<OutgoingMessage>> {
+    (0..n)
+        .map(|i| {
+            let key = format!("order-{:06}", i % keys.max(1));
+            let event_id = Uuid::now_v7().to_string();
+            let headers = [
+                ("event-id", event_id.as_str()),
+                ("message-type", "saga.bench.Payload"),
+                ("schema-version", "1"),
+                ("aggregate-type", "order"),
+                ("aggregate-id", key.as_str()),
+                ("occurred-at", "2026-11-25T10:00:00.000000Z"),
+            ];
+            let envelope = Envelope::from_headers(headers.iter().map(|(k, v)| (*k, v.as_bytes())))?;
+            let payload = (0..payload_bytes).map(|j| (i + j) as u8).collect();
+            Ok(OutgoingMessage { topic: TOPIC.to_owned(), key, envelope, payload })
+        })
+        .collect()
+}
+
+fn producer_config(bootstrap: &str) -> ProducerConfig {
+    ProducerConfig { client_id: "bench-outbox".into(), ..ProducerConfig::new(bootstrap) }
+}
+
+/// (a) Publishes every message and waits for all acks; msg/s.
+async fn raw_producer(bootstrap: &str, msgs: &[OutgoingMessage]) -> anyhow::Result<f64> {
+    let publisher = KafkaPublisher::new(&producer_config(bootstrap)).context("create producer")?;
+    let headers: Vec<_> = msgs.iter().map(|m| m.envelope.to_headers()).collect();
+    // Warm-up: connection, metadata, producer id.
+    publisher.publish(Record::from_outgoing(&msgs[0], &headers[0])).await.context("warm-up record")?;
+    let started = Instant::now();
+    let pending: Vec<_> = msgs.iter().zip(&headers).map(|(m, h)| publisher.publish(Record::from_outgoing(m, h))).collect();
+    for r in futures::future::join_all(pending).await {
+        r.context("raw publish")?;
+    }
+    Ok(msgs.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+/// (b) Commits every message in one transaction; msg/s until the relay
+/// recorded the last one.
+async fn relay_throughput(pool: &PgPool, stats: &outbox::StatsHandle, msgs: &[OutgoingMessage]) -> anyhow::Result<f64> {
+    let before = stats.get().published;
+    let mut tx = pool.begin().await?;
+    for m in msgs {
+        outbox::enqueue(&mut tx, m).await?;
+    }
+    tx.commit().await?;
+    let started = Instant::now();
+    let target = before + msgs.len() as u64;
+    wait_for("the relay to publish the batch", Duration::from_secs(600), || stats.get().published >= target).await?;
+    Ok(msgs.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// (c) One transaction per event at `rate`/s for `secs`; commit→ack latencies.
+async fn steady_latency(
+    pool: &PgPool,
+    stats: &outbox::StatsHandle,
+    msgs: &[OutgoingMessage],
+    rate: u64,
+    secs: u64,
+) -> anyhow::Result<(Histogram<u64>, f64)> {
+    let n = usize::try_from(rate * secs)?.min(msgs.len());
+    stats.drain_latencies_ms();
+    let before = stats.get().published;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    // Writers run concurrently so one slow commit does not stall the schedule.
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    use futures::StreamExt as _;
+    for m in &msgs[..n] {
+        tick.tick().await;
+        let pool = pool.clone();
+        inflight.push(async move {
+            let mut tx = pool.begin().await?;
+            outbox::enqueue(&mut tx, m).await?;
+            tx.commit().await?;
+            anyhow::Ok(())
+        });
+        while let Some(r) = futures::FutureExt::now_or_never(inflight.next()).flatten() {
+            r?;
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        r?;
+    }
+    let achieved = n as f64 / started.elapsed().as_secs_f64();
+    let target = before + n as u64;
+    wait_for("the relay to catch up", Duration::from_secs(120), || stats.get().published >= target).await?;
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for ms in stats.drain_latencies_ms() {
+        h.record(((ms * 1000.0).max(1.0)) as u64)?; // microseconds
+    }
+    Ok((h, achieved))
+}
+
+/// (d) Mean duration of a business transaction with and without the outbox insert.
+async fn business_tx(pool: &PgPool, msgs: &[OutgoingMessage], per_round: usize, rounds: usize) -> anyhow::Result<(Duration, Duration)> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench_orders (id uuid PRIMARY KEY, customer text NOT NULL, \
+         amount_cents bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    let mut totals = [Duration::ZERO; 2];
+    for round in 0..rounds {
+        for (mode, total) in totals.iter_mut().enumerate() {
+            let with_outbox = mode == 1;
+            let started = Instant::now();
+            for i in 0..per_round {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::query("INSERT INTO bench_orders (id, customer, amount_cents) VALUES ($1, $2, $3)")
+                    .bind(Uuid::now_v7())
+                    .bind("customer-42")
+                    .bind(1999_i64)
+                    .execute(&mut *tx)
+                    .await?;
+                if with_outbox {
+                    outbox::enqueue(&mut tx, &msgs[(round * per_round + i) % msgs.len()]).await?;
+                }
+                tx.commit().await?;
+            }
+            *total += started.elapsed();
+        }
+    }
+    let n = u32::try_from(per_round * rounds)?;
+    Ok((totals[0] / n, totals[1] / n))
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let _env;
+    let (bootstrap, db_url) = match (&args.bootstrap, &args.database_url) {
+        (Some(b), Some(d)) => (b.clone(), d.clone()),
+        _ => {
+            let env = testkit::Environment::start().await.context("start containers")?;
+            let urls = (env.broker.bootstrap_servers().to_owned(), env.postgres.fresh_database().await?);
+            env.broker.create_topics(&[TOPIC], args.partitions).await.context("create topic")?;
+            _env = env;
+            urls
+        }
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(u32::try_from(args.lanes)? as u32 + 24)
+        .connect(&db_url)
+        .await
+        .context("connect to PostgreSQL")?;
+    outbox::migrate(&pool).await?;
+    outbox::lease::configure_lanes(&pool, args.lanes).await?;
+    let msgs = messages(args.events, args.keys, args.payload_bytes)?;
+    let steady = messages(usize::try_from(args.rate * args.latency_secs)?, args.keys, args.payload_bytes)?;
+
+    eprintln!("(a) raw producer: {} records ...", msgs.len());
+    let raw = raw_producer(&bootstrap, &msgs).await?;
+
+    let config = RelayConfig {
+        batch_size: args.batch_size,
+        metrics_interval: Duration::ZERO,
+        cleanup_interval: Duration::ZERO,
+        lanes: Some(args.lanes),
+        ..Default::default()
+    };
+    let relay = OutboxRelay::new(pool.clone(), producer_config(&bootstrap), config)?;
+    let stats = relay.stats();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(relay.run(cancel.clone()));
+    let lanes = i64::from(args.lanes);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox_lanes WHERE lease_until > now()").fetch_one(&pool).await?
+        < lanes
+    {
+        anyhow::ensure!(Instant::now() < deadline, "the relay did not take its lanes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Warm-up: producer connection and the relay's statements.
+    relay_throughput(&pool, &stats, &msgs[..100.min(msgs.len())]).await?;
+
+    eprintln!("(b) relay: {} committed rows ...", msgs.len());
+    let phases_before = stats.get();
+    let relayed = relay_throughput(&pool, &stats, &msgs).await?;
+    let phases = stats.get();
+
+    eprintln!("(c) commit->ack at {}/s for {} s ...", args.rate, args.latency_secs);
+    let (latency, achieved) = steady_latency(&pool, &stats, &steady, args.rate, args.latency_secs).await?;
+    cancel.cancel();
+    task.await.context("relay task")??;
+
+    eprintln!("(d) business transactions ...");
+    let (without, with) = business_tx(&pool, &msgs, args.transactions, args.rounds).await?;
+
+    let ms = |us: u64| format!("{:.1} ms", us as f64 / 1000.0);
+    let mut t = Table::new(["measurement", "result", "ratio", "goal"]);
+    t.row(vec!["(a) raw producer (idempotent, acks=all)".into(), format!("{raw:.0} msg/s"), "1.00".into(), String::new()]);
+    t.row(vec![
+        "(b) relay: committed rows -> acked".into(),
+        format!("{relayed:.0} msg/s"),
+        format!("{:.2} of (a)", relayed / raw),
+        ">= 0.80".into(),
+    ]);
+    t.row(vec![
+        format!("(c) commit->ack p50 at {achieved:.0} events/s"),
+        ms(latency.value_at_quantile(0.5)),
+        String::new(),
+        String::new(),
+    ]);
+    t.row(vec!["(c) commit->ack p99".into(), ms(latency.value_at_quantile(0.99)), String::new(), "< 50 ms".into()]);
+    t.row(vec!["(c) commit->ack max".into(), ms(latency.max()), String::new(), String::new()]);
+    t.row(vec!["(d) business tx without outbox".into(), format!("{:.0} µs", without.as_secs_f64() * 1e6), "1.00".into(), String::new()]);
+    t.row(vec![
+        "(d) business tx with outbox insert".into(),
+        format!("{:.0} µs", with.as_secs_f64() * 1e6),
+        format!("{:.2}x", with.as_secs_f64() / without.as_secs_f64()),
+        "<= 1.30x".into(),
+    ]);
+    t.print();
+
+    let d = |f: fn(&outbox::RelayStats) -> Duration| f(&phases).saturating_sub(f(&phases_before));
+    let batches = phases.batches - phases_before.batches;
+    let split: HashMap<&str, Duration> = HashMap::from([
+        ("fetch", d(|s| s.fetch_time)),
+        ("send+ack", d(|s| s.send_time)),
+        ("record", d(|s| s.record_time)),
+    ]);
+    println!(
+        "\n(b) where the relay's time went ({} lanes in parallel, {} batches, {:.0} rows/batch): \
+         fetch {:?}, send+ack {:?}, record {:?} (lane-time, summed over lanes)",
+        args.lanes,
+        batches,
+        (phases.published - phases_before.published) as f64 / batches.max(1) as f64,
+        split["fetch"],
+        split["send+ack"],
+        split["record"],
+    );
+    Ok(())
 }

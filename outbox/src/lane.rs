@@ -89,6 +89,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             }
             continue;
         }
+        let fetch_started = Instant::now();
         let fetched = store::fetch(&shared.pool, lease.lane, cursor, cfg.batch_size as i64).await;
         let batch = match fetched {
             Ok(b) => b,
@@ -125,6 +126,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             continue;
         }
 
+        let fetch_took = fetch_started.elapsed();
+        let send_started = Instant::now();
         let publisher = shared.publishers.current();
         let report = tokio::select! {
             r = send_batch(&*publisher, &batch.rows) => r,
@@ -136,6 +139,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             shared.publishers.replace(&publisher);
         }
         let acked_at = Utc::now();
+        let send_took = send_started.elapsed();
         let decision = batch::decide(&batch.rows, &report.outcomes);
         if let Some(to) = decision.advance_to {
             let asked = Instant::now();
@@ -144,6 +148,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     cursor = to;
                     clock.extend(asked, cfg.lease_ttl);
                     last_advance = Instant::now();
+                    shared.metrics.record_phases(fetch_took, send_took, asked.elapsed());
                     let latencies: Vec<f64> = batch
                         .rows
                         .iter()

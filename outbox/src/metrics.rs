@@ -30,6 +30,12 @@ pub struct RelayStats {
     pub batches: u64,
     /// Batches that stopped early on a retriable failure.
     pub retries: u64,
+    /// Time spent reading batches (all lanes together).
+    pub fetch_time: Duration,
+    /// Time spent publishing batches, from the first send to the last ack.
+    pub send_time: Duration,
+    /// Time spent recording outcomes (cursor moves, parking).
+    pub record_time: Duration,
 }
 
 /// Counters shared by the lane workers.
@@ -39,6 +45,9 @@ pub(crate) struct Metrics {
     parked: AtomicU64,
     batches: AtomicU64,
     retries: AtomicU64,
+    fetch_us: AtomicU64,
+    send_us: AtomicU64,
+    record_us: AtomicU64,
     /// Commit→ack latencies (ms) since the last report, one per row.
     latencies: Mutex<Vec<f64>>,
 }
@@ -64,6 +73,13 @@ impl Metrics {
         );
     }
 
+    /// Adds the time one batch spent in each phase.
+    pub(crate) fn record_phases(&self, fetch: Duration, send: Duration, record: Duration) {
+        self.fetch_us.fetch_add(fetch.as_micros() as u64, Ordering::Relaxed);
+        self.send_us.fetch_add(send.as_micros() as u64, Ordering::Relaxed);
+        self.record_us.fetch_add(record.as_micros() as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
@@ -74,10 +90,14 @@ impl Metrics {
             parked: self.parked.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            fetch_time: Duration::from_micros(self.fetch_us.load(Ordering::Relaxed)),
+            send_time: Duration::from_micros(self.send_us.load(Ordering::Relaxed)),
+            record_time: Duration::from_micros(self.record_us.load(Ordering::Relaxed)),
         }
     }
 
-    fn drain_latencies(&self) -> Vec<f64> {
+    /// Takes the commit→ack latencies (ms) collected since the last call.
+    pub(crate) fn drain_latencies(&self) -> Vec<f64> {
         self.latencies.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
     }
 }
@@ -136,7 +156,8 @@ mod tests {
         m.record_batch(0, 3, 1, &[1.0, 2.0, 3.0]);
         m.record_batch(1, 2, 0, &[4.0, 5.0]);
         m.record_retry();
-        assert_eq!(m.stats(), RelayStats { published: 5, parked: 1, batches: 2, retries: 1 });
+        let st = m.stats();
+        assert_eq!((st.published, st.parked, st.batches, st.retries), (5, 1, 2, 1));
         assert_eq!(m.drain_latencies().len(), 5);
         assert!(m.drain_latencies().is_empty());
     }

@@ -168,6 +168,14 @@ impl StatsHandle {
     pub fn get(&self) -> RelayStats {
         self.0.stats()
     }
+
+    /// Takes the per-row commit→ack latencies in milliseconds recorded since
+    /// the last call (the periodic metrics report drains them too; disable it
+    /// with `metrics_interval = 0` when reading them here). "Commit" is the
+    /// writing transaction's `now()`, i.e. its start.
+    pub fn drain_latencies_ms(&self) -> Vec<f64> {
+        self.0.drain_latencies()
+    }
 }
 
 struct Worker {
