@@ -3,7 +3,7 @@
 //! in one run, on one broker and one PostgreSQL (testkit containers).
 //!
 //! ```text
-//! cargo run --release -p bench -- inbox [--events 5000] [--rounds 2]
+//! cargo run --release -p bench -- inbox [--events 5000] [--rounds 3]
 //! ```
 //!
 //! Setup: `--events` records are produced once to a one-partition topic;
@@ -41,7 +41,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 5_000)]
     events: usize,
     /// Rounds; each round runs every mode once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Payload size in bytes.
     #[arg(long, default_value_t = 200)]
@@ -62,7 +62,7 @@ impl Handler for InsertHandler {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     FetchOnly,
     NoInbox,
@@ -89,9 +89,41 @@ struct Run {
     steady: Duration,
 }
 
+/// Above this, the fetch-only rate only says "the broker is not the limit"
+/// (the records came in one fetch and the clock barely moved).
+const FETCH_ONLY_CAP: f64 = 100_000.0;
+
 impl Run {
     fn rate(&self, events: usize) -> f64 {
         (events.saturating_sub(1)) as f64 / self.steady.as_secs_f64().max(1e-9)
+    }
+
+    fn display_rate(&self, events: usize) -> String {
+        let r = self.rate(events);
+        if matches!(self.mode, Mode::FetchOnly) && r > FETCH_ONLY_CAP {
+            format!("> {FETCH_ONLY_CAP:.0}")
+        } else {
+            format!("{r:.0}")
+        }
+    }
+}
+
+fn rates(runs: &[Run], mode: Mode, events: usize) -> Vec<f64> {
+    let mut v: Vec<f64> = runs.iter().filter(|r| r.mode == mode).map(|r| r.rate(events)).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn best(runs: &[Run], mode: Mode, events: usize) -> f64 {
+    rates(runs, mode, events).last().copied().unwrap_or(0.0)
+}
+
+fn median(runs: &[Run], mode: Mode, events: usize) -> f64 {
+    let v = rates(runs, mode, events);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
@@ -137,22 +169,28 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             r.mode.label().to_owned(),
             r.round.to_string(),
             format!("{:.2} s", r.first_record.as_secs_f64()),
-            format!("{:.2} s", r.steady.as_secs_f64()),
-            format!("{:.0}", r.rate(args.events)),
+            format!("{:.3} s", r.steady.as_secs_f64()),
+            r.display_rate(args.events),
         ]);
     }
     table.print();
 
-    let best = |m: Mode| {
-        runs.iter().filter(|r| std::mem::discriminant(&r.mode) == std::mem::discriminant(&m)).map(|r| r.rate(args.events)).fold(0.0, f64::max)
-    };
-    let (fetch, plain, inbox) = (best(Mode::FetchOnly), best(Mode::NoInbox), best(Mode::Inbox));
     println!();
-    let mut summary = Table::new(["best of rounds", "events/s", "vs no inbox"]);
-    summary.row(vec![Mode::FetchOnly.label().to_owned(), format!("{fetch:.0}"), format!("{:.2}x", fetch / plain)]);
-    summary.row(vec![Mode::NoInbox.label().to_owned(), format!("{plain:.0}"), "1.00x".to_owned()]);
-    summary.row(vec![Mode::Inbox.label().to_owned(), format!("{inbox:.0}"), format!("{:.2}x", inbox / plain)]);
+    let mut summary = Table::new(["mode", "best events/s", "median events/s", "best vs no inbox"]);
+    let plain = best(&runs, Mode::NoInbox, args.events);
+    for mode in [Mode::FetchOnly, Mode::NoInbox, Mode::Inbox] {
+        let b = best(&runs, mode, args.events);
+        let ratio = match mode {
+            Mode::FetchOnly => "-".to_owned(),
+            _ => format!("{:.2}x", b / plain),
+        };
+        let shown = |v: f64| if matches!(mode, Mode::FetchOnly) && v > FETCH_ONLY_CAP { format!("> {FETCH_ONLY_CAP:.0}") } else { format!("{v:.0}") };
+        summary.row(vec![mode.label().to_owned(), shown(b), shown(median(&runs, mode, args.events)), ratio]);
+    }
     summary.print();
+    println!();
+    println!("fetch only: the broker delivered the whole topic in one or a few fetches, so its rate is a lower");
+    println!("bound on the broker, not a cost of the runtime. Both handler modes process records already fetched.");
     Ok(())
 }
 

@@ -25,12 +25,7 @@ mod topics;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let _telemetry = telemetry::init("saga")?;
     match Cli::parse().command {
         Command::Topics(a) => topics::run(a).await,
         Command::Relay(a) => relay::run(a).await,

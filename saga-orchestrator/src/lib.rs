@@ -1,1 +1,125 @@
-//! The order saga: a pure state machine and the orchestrator that persists it and sends its commands.
+//! # saga-orchestrator — the order saga
+//!
+//! The saga that turns a created order into an approved or a rejected one:
+//! reserve the stock, authorize the payment (the pivot), commit the stock,
+//! approve; or, when a step fails or times out, undo the steps already taken
+//! in reverse order and reject.
+//!
+//! This part of the crate is the saga's logic only: an enum of states,
+//! [`OrderSaga`], and a pure transition function, [`transition()`], that maps
+//! a state and an [`Event`] (a reply or a timer) to the next state and the
+//! [`Command`]s to send. No I/O, no clock: the caller passes the time in the
+//! event. The orchestrator that persists states and sends commands is built
+//! on top of it, so every rule below is tested without a broker or database.
+//!
+//! ## The saga
+//! ```text
+//! OrderCreated ─▶ RESERVING_INVENTORY ─reserved─▶ AUTHORIZING_PAYMENT ─authorized─▶ COMMITTING_INVENTORY ─committed─▶ APPROVED
+//!                    │ failed   │ timeout             │ declined   │ timeout            ▲ timeout: re-send CommitInventory
+//!                    ▼          ▼                      ▼            ▼
+//!                 REJECTED ◀─released─ RELEASING_INVENTORY ◀─voided─ VOIDING_PAYMENT
+//!                                      (timeout: re-send)            (timeout: re-send)
+//! ```
+//! The outcome is always T1…Tn or T1…Tj followed by Cj…C1 (Garcia-Molina &
+//! Salem): a failed or timed-out authorization is voided *and then* the stock
+//! released, each compensation awaited before the next. Once the payment is
+//! authorized (the pivot) the saga only goes forward. The full table is in
+//! [`transition`](mod@transition).
+//!
+//! ## Delivery semantics
+//! The saga is written for at-least-once delivery in both directions.
+//! * Replies may come twice, late or out of order. A reply is matched to the
+//!   saga by its correlation id ([`Event::saga_id`]) and order id, and to the
+//!   step the saga waits on; anything else — a duplicate of a handled reply, a
+//!   late reply to a step being compensated, anything after the end — is
+//!   [`Ignored`]: same state, no commands, never an error. Only an event for
+//!   another saga is a [`TransitionError`].
+//! * Commands may be sent more than once: a timeout of a retriable step or a
+//!   compensation re-sends its command, and the orchestrator may re-send after
+//!   a crash. The services dedupe on the order id; a compensation that
+//!   overtakes its request leaves a tombstone that refuses the late request.
+//!   That is why a timed-out reservation is released: it may have landed.
+//! * The orchestrator must store the new state and its commands (through the
+//!   outbox) in one transaction, and advance one saga from one instance at a
+//!   time (row lock or version check). Timers are best effort: a timer that
+//!   fires before [`OrderSaga::deadline`] or for a step the saga has left is
+//!   ignored, so a stale or duplicate timer is harmless.
+//!
+//! ## Layout
+//! * [`state`] — [`OrderSaga`], its data ([`OrderSnapshot`],
+//!   [`Authorization`]) and status names for the `saga_state` table.
+//! * [`step`] — [`Step`], its [`StepKind`] (compensatable, pivot, retriable,
+//!   compensation) and [`Pending`] (attempt and deadline of a waiting state).
+//! * [`event`] — [`Event`] and [`EventKind`]: the replies and the timer.
+//! * [`command`] — [`Command`]: the messages a transition emits.
+//! * [`transition`](mod@transition) — [`start()`] and [`transition()`].
+//! * [`config`] — [`SagaConfig`]: step timeout and retry back-off.
+//! * [`error`] — [`TransitionError`] and [`Error`].
+//!
+//! ## Example: a saga driven to approval
+//! ```
+//! use chrono::{TimeDelta, Utc};
+//! use events::messages::inventory::{InventoryCommitted, InventoryReserved};
+//! use events::messages::order::{OrderCreated, OrderLine};
+//! use events::messages::payment::PaymentAuthorized;
+//! use saga_orchestrator::{Command, Event, OrderSaga, SagaConfig};
+//! use uuid::Uuid;
+//!
+//! let config = SagaConfig::default();
+//! let (saga_id, order_id) = (Uuid::now_v7(), Uuid::now_v7());
+//! let now = Utc::now();
+//! let created = OrderCreated {
+//!     order_id,
+//!     customer_id: Uuid::now_v7(),
+//!     lines: vec![OrderLine { sku: "BOOK-1".into(), quantity: 2, unit_price_minor: 1250 }],
+//!     total_minor: 2500,
+//!     currency: "EUR".into(),
+//!     created_at: now,
+//!     channel: "web".into(),
+//! };
+//!
+//! let started = OrderSaga::start(saga_id, &created, now, &config);
+//! assert_eq!(started.state.status(), "RESERVING_INVENTORY");
+//! let Command::ReserveInventory(reserve) = &started.commands[0] else { panic!() };
+//!
+//! let reserved = InventoryReserved { order_id, lines: reserve.lines.clone(), reserved_at: now };
+//! let next = started.state.handle(&Event::new(saga_id, now, reserved), &config)?;
+//! assert!(matches!(next.commands[..], [Command::AuthorizePayment(_)]));
+//!
+//! let authorized = PaymentAuthorized {
+//!     order_id,
+//!     authorization_id: Uuid::now_v7(),
+//!     amount_minor: 2500,
+//!     currency: "EUR".into(),
+//!     authorized_at: now,
+//! };
+//! let next = next.state.handle(&Event::new(saga_id, now, authorized), &config)?;
+//! assert!(matches!(next.commands[..], [Command::CommitInventory(_)]));
+//!
+//! let later = now + TimeDelta::seconds(1);
+//! let committed = InventoryCommitted { order_id, committed_at: later };
+//! let done = next.state.handle(&Event::new(saga_id, later, committed.clone()), &config)?;
+//! assert_eq!(done.state.status(), "APPROVED");
+//! assert!(matches!(done.commands[..], [Command::OrderApproved(_)]));
+//!
+//! // A redelivered reply changes nothing.
+//! let again = done.state.handle(&Event::new(saga_id, later, committed), &config)?;
+//! assert!(again.is_ignored() && again.commands.is_empty() && again.state == done.state);
+//! # Ok::<(), saga_orchestrator::TransitionError>(())
+//! ```
+
+pub mod command;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod state;
+pub mod step;
+pub mod transition;
+
+pub use command::Command;
+pub use config::SagaConfig;
+pub use error::{Error, TransitionError};
+pub use event::{Event, EventKind};
+pub use state::{Authorization, OrderSaga, OrderSnapshot};
+pub use step::{Pending, Step, StepKind};
+pub use transition::{Ignored, Transition, start, transition};

@@ -3,12 +3,13 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::request::PlaceOrder;
@@ -38,13 +39,22 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the service log".into())
 }
 
+/// Places an order. A W3C `traceparent` on the request makes the order's
+/// trace a child of the caller's; the trace context then travels with the
+/// `OrderCreated` event through the outbox into the Kafka headers.
 async fn place_order(
     State(pool): State<PgPool>,
+    headers: HeaderMap,
     body: Result<Json<PlaceOrder>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let span = tracing::info_span!("place_order");
+    telemetry::continue_trace(
+        &span,
+        headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    );
     let Json(req) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
     let valid = req.validate().map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.0))?;
-    let event = store::place_order(&pool, valid).await.map_err(internal)?;
+    let event = store::place_order(&pool, valid).instrument(span).await.map_err(internal)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "order_id": event.order_id, "status": "PENDING", "total_minor": event.total_minor })),

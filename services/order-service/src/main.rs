@@ -16,12 +16,7 @@ struct Config {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let _telemetry = telemetry::init("order-service")?;
     let config = Config::parse();
     let pool = sqlx::PgPool::connect(&config.database_url).await.context("connecting to the order database")?;
     order_service::migrate(&pool).await?;

@@ -9,11 +9,14 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 async fn call(pool: &PgPool, method: &str, uri: &str, body: Option<String>) -> anyhow::Result<(StatusCode, Value)> {
     let req = Request::builder()
         .method(method)
         .uri(uri)
         .header("content-type", "application/json")
+        .header("traceparent", TRACEPARENT)
         .body(body.map(Body::from).unwrap_or_else(Body::empty))?;
     let resp = order_service::api::router(pool.clone()).oneshot(req).await?;
     let status = resp.status();
@@ -28,6 +31,14 @@ async fn count(pool: &PgPool, sql: &'static str) -> anyhow::Result<i64> {
 
 #[tokio::test]
 async fn placing_orders_stores_rows_and_outbox_events_and_refuses_bad_input() -> anyhow::Result<()> {
+    // What telemetry::init installs in the binary, scoped to this test.
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let _tracing = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test"))),
+    );
+
     let pg = testkit::Postgres::start().await?;
     let pool = PgPool::connect(&pg.fresh_database().await?).await?;
     order_service::migrate(&pool).await?;
@@ -47,6 +58,12 @@ async fn placing_orders_stores_rows_and_outbox_events_and_refuses_bad_input() ->
     assert_eq!(view["status"], "PENDING");
     let key: String = sqlx::query_scalar("SELECT msg_key FROM outbox").fetch_one(&pool).await?;
     assert_eq!(key, id, "the outbox row is keyed by the order id");
+    let traceparent: Option<String> = sqlx::query_scalar("SELECT traceparent FROM outbox").fetch_one(&pool).await?;
+    let traceparent = traceparent.ok_or_else(|| anyhow::anyhow!("the outbox row has no trace context"))?;
+    assert!(
+        traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "the event continues the caller's trace: {traceparent}"
+    );
     let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM outbox").fetch_one(&pool).await?;
     let event: events::messages::order::OrderCreated = events::decode(&payload)?;
     assert_eq!(event.order_id.to_string(), id);
