@@ -128,6 +128,31 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     Ok(())
 }
 
+/// (c, floor) The raw producer's send→ack latency at the same steady rate.
+async fn raw_latency(bootstrap: &str, msgs: &[OutgoingMessage], rate: u64) -> anyhow::Result<Histogram<u64>> {
+    use futures::StreamExt as _;
+    let publisher = KafkaPublisher::new(&producer_config(bootstrap)).context("create producer")?;
+    let headers: Vec<_> = msgs.iter().map(|m| m.envelope.to_headers()).collect();
+    publisher.publish(Record::from_outgoing(&msgs[0], &headers[0])).await.context("warm-up record")?;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    for (m, hd) in msgs.iter().zip(&headers) {
+        tick.tick().await;
+        let sent = Instant::now();
+        let delivery = publisher.publish(Record::from_outgoing(m, hd));
+        inflight.push(async move { delivery.await.map(|_| sent.elapsed()) });
+        while let Some(r) = futures::FutureExt::now_or_never(inflight.next()).flatten() {
+            h.record(r.context("raw publish")?.as_micros().max(1) as u64)?;
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        h.record(r.context("raw publish")?.as_micros().max(1) as u64)?;
+    }
+    Ok(h)
+}
+
 /// (b) Commits every message in one transaction; msg/s until the relay
 /// recorded the last one.
 async fn relay_throughput(pool: &PgPool, stats: &outbox::StatsHandle, msgs: &[OutgoingMessage]) -> anyhow::Result<f64> {
@@ -244,6 +269,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
     eprintln!("(a) raw producer: {} records ...", msgs.len());
     let raw = raw_producer(&bootstrap, &msgs).await?;
+    eprintln!("(c) floor: raw producer send->ack at {}/s ...", args.rate);
+    let raw_lat = raw_latency(&bootstrap, &steady[..steady.len().min(usize::try_from(args.rate * 5)?)], args.rate).await?;
 
     let config = RelayConfig {
         batch_size: args.batch_size,
@@ -297,6 +324,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     ]);
     t.row(vec!["(c) commit->ack p99".into(), ms(latency.value_at_quantile(0.99)), String::new(), "< 50 ms".into()]);
     t.row(vec!["(c) commit->ack max".into(), ms(latency.max()), String::new(), String::new()]);
+    t.row(vec![
+        "(c) floor: raw producer send->ack p50 / p99".into(),
+        format!("{} / {}", ms(raw_lat.value_at_quantile(0.5)), ms(raw_lat.value_at_quantile(0.99))),
+        String::new(),
+        String::new(),
+    ]);
     t.row(vec!["(d) business tx without outbox".into(), format!("{:.0} µs", without.as_secs_f64() * 1e6), "1.00".into(), String::new()]);
     t.row(vec![
         "(d) business tx with outbox insert".into(),

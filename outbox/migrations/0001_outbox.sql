@@ -9,7 +9,7 @@
 --       appear behind the relay's cursor (no skipped late commits, unlike a
 --       plain `id > last_id` cursor — Watermill #311).
 CREATE TABLE outbox (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id            bigint GENERATED ALWAYS AS IDENTITY,
     tx            xid8        NOT NULL DEFAULT pg_current_xact_id(),
     pos           xid8        NOT NULL,
     lane          integer     NOT NULL,
@@ -22,10 +22,9 @@ CREATE TABLE outbox (
     traceparent   text,
     tracestate    text,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT outbox_headers_pair CHECK (cardinality(header_names) = cardinality(header_values))
+    CONSTRAINT outbox_headers_pair CHECK (cardinality(header_names) = cardinality(header_values)),
+    -- The only index, to keep the insert cheap: it serves the relay's read
+    -- path (one lane, in (pos, id) order, after its cursor), parking, and
+    -- cleanup (a lane's oldest published rows are at its head).
+    CONSTRAINT outbox_pkey PRIMARY KEY (lane, pos, id)
 );
-
--- The relay's read path: one lane, in (pos, id) order, after its cursor.
-CREATE INDEX outbox_lane_pos ON outbox (lane, pos, id);
--- Cleanup walks published rows oldest first.
-CREATE INDEX outbox_created_at ON outbox (created_at);

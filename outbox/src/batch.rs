@@ -49,10 +49,13 @@ pub fn decide(rows: &[OutboxRow], outcomes: &[RowOutcome]) -> Decision {
             RowOutcome::Delivered => d.delivered += 1,
             RowOutcome::Blocked(behind) => d.park.push(Park {
                 id: row.id,
+                pos: row.pos,
                 reason: format!("blocked behind parked event {behind} of the same key"),
                 blocked_by: Some(*behind),
             }),
-            RowOutcome::Rejected(reason) => d.park.push(Park { id: row.id, reason: reason.clone(), blocked_by: None }),
+            RowOutcome::Rejected(reason) => {
+                d.park.push(Park { id: row.id, pos: row.pos, reason: reason.clone(), blocked_by: None })
+            }
             RowOutcome::Failed(reason) => {
                 d.retry = Some(reason.clone());
                 break;
@@ -131,7 +134,7 @@ mod tests {
         assert_eq!(d.advance_to, Some(rows[3].cursor()));
         assert_eq!(d.delivered, 2);
         assert_eq!(d.park.len(), 2);
-        assert_eq!(d.park[0], Park { id: 1, reason: "too large".into(), blocked_by: None });
+        assert_eq!(d.park[0], Park { id: 1, pos: rows[0].pos, reason: "too large".into(), blocked_by: None });
         assert_eq!(d.park[1].id, 3);
         assert_eq!(d.park[1].blocked_by, Some(behind));
     }

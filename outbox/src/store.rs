@@ -115,6 +115,8 @@ pub async fn fetch(pool: &PgPool, lane: i32, after: Cursor, limit: i64) -> Resul
 pub struct Park {
     /// Row id.
     pub id: i64,
+    /// Row position (with the lane and id, the row's key).
+    pub pos: i64,
     /// Why (the broker's rejection, or "blocked behind ...").
     pub reason: String,
     /// For rows held behind a rejected one: its event id.
@@ -137,7 +139,7 @@ INSERT INTO outbox_parked (id, tx, pos, lane, event_id, topic, msg_key, header_n
     header_values, payload, traceparent, tracestate, created_at, reason, blocked_by)
 SELECT id, tx, pos, lane, event_id, topic, msg_key, header_names, header_values, payload,
        traceparent, tracestate, created_at, $2, $3
-FROM outbox WHERE id = $1
+FROM outbox WHERE lane = $4 AND pos = $5::bigint::text::xid8 AND id = $1
 ON CONFLICT (id) DO NOTHING
 "#;
 
@@ -168,6 +170,8 @@ pub async fn commit(
             .bind(p.id)
             .bind(&p.reason)
             .bind(p.blocked_by)
+            .bind(lane)
+            .bind(p.pos)
             .execute(&mut *tx)
             .await
             .map_err(err)?;

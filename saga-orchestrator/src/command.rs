@@ -130,7 +130,11 @@ pub(crate) fn commit(order: &OrderSnapshot, at: DateTime<Utc>) -> Command {
 }
 
 pub(crate) fn void(order: &OrderSnapshot, reason: &str, at: DateTime<Utc>) -> Command {
-    Command::VoidPayment(VoidPayment { order_id: order.order_id, reason: reason.to_owned(), requested_at: at })
+    Command::VoidPayment(VoidPayment {
+        order_id: order.order_id,
+        reason: reason.to_owned(),
+        requested_at: at,
+    })
 }
 
 pub(crate) fn release(order: &OrderSnapshot, reason: &str, at: DateTime<Utc>) -> Command {
@@ -150,7 +154,11 @@ pub(crate) fn approved(order: &OrderSnapshot, authorization: &Authorization, at:
 }
 
 pub(crate) fn rejected(order: &OrderSnapshot, reason: &str, at: DateTime<Utc>) -> Command {
-    Command::OrderRejected(OrderRejected { order_id: order.order_id, reason: reason.to_owned(), rejected_at: at })
+    Command::OrderRejected(OrderRejected {
+        order_id: order.order_id,
+        reason: reason.to_owned(),
+        rejected_at: at,
+    })
 }
 
 #[cfg(test)]
@@ -173,7 +181,10 @@ mod tests {
     fn commands_carry_the_order_and_its_amounts() {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let Command::AuthorizePayment(pay) = authorize(&order(), at) else { panic!("not an authorize") };
-        assert_eq!((pay.customer_id, pay.amount_minor, pay.currency.as_str()), (Uuid::from_u128(2), 300, "EUR"));
+        assert_eq!(
+            (pay.customer_id, pay.amount_minor, pay.currency.as_str()),
+            (Uuid::from_u128(2), 300, "EUR")
+        );
         let Command::ReserveInventory(reserve) = reserve(&order(), at) else { panic!("not a reserve") };
         assert_eq!((reserve.lines[0].sku.as_str(), reserve.lines[0].quantity), ("A", 2));
         assert_eq!(release(&order(), "why", at).order_id(), Uuid::from_u128(1));

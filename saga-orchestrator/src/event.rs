@@ -95,7 +95,10 @@ macro_rules! replies {
                 $(if message_type == <$variant as Message>::NAME {
                     return events::decode::<$variant>(payload)
                         .map(|reply| Some(EventKind::$variant(reply)))
-                        .map_err(|source| Error::DecodeReply { message_type: message_type.to_owned(), source });
+                        .map_err(|source| Error::DecodeReply {
+                            message_type: message_type.to_owned(),
+                            source,
+                        });
                 })*
                 Ok(None)
             }
@@ -117,7 +120,9 @@ impl EventKind {
     /// The step a reply answers, or the step a timeout is for.
     pub fn step(&self) -> Step {
         match self {
-            EventKind::InventoryReserved(_) | EventKind::InventoryReservationFailed(_) => Step::ReserveInventory,
+            EventKind::InventoryReserved(_) | EventKind::InventoryReservationFailed(_) => {
+                Step::ReserveInventory
+            }
             EventKind::PaymentAuthorized(_) | EventKind::PaymentDeclined(_) => Step::AuthorizePayment,
             EventKind::InventoryCommitted(_) => Step::CommitInventory,
             EventKind::PaymentVoided(_) => Step::VoidPayment,
@@ -146,7 +151,8 @@ mod tests {
 
     #[test]
     fn decode_reports_a_payload_of_the_wrong_type() {
-        let reply = InventoryReleased { order_id: Uuid::from_u128(7), released_at: DateTime::<Utc>::UNIX_EPOCH };
+        let reply =
+            InventoryReleased { order_id: Uuid::from_u128(7), released_at: DateTime::<Utc>::UNIX_EPOCH };
         let payload = events::encode(&reply).expect("encodes");
         let err = EventKind::decode(PaymentVoided::NAME, &payload);
         assert!(matches!(err, Err(Error::DecodeReply { .. })), "{err:?}");

@@ -14,15 +14,30 @@
 //!
 //! ## The saga
 //! ```text
-//! OrderCreated ─▶ RESERVING_INVENTORY ─reserved─▶ AUTHORIZING_PAYMENT ─authorized─▶ COMMITTING_INVENTORY ─committed─▶ APPROVED
-//!                    │ failed   │ timeout             │ declined   │ timeout            ▲ timeout: re-send CommitInventory
-//!                    ▼          ▼                      ▼            ▼
-//!                 REJECTED ◀─released─ RELEASING_INVENTORY ◀─voided─ VOIDING_PAYMENT
-//!                                      (timeout: re-send)            (timeout: re-send)
+//! OrderCreated
+//!      │
+//!      ▼
+//! RESERVING_INVENTORY ──failed───────────────────────────────────▶ REJECTED
+//!      │ reserved  └──timeout───────────────┐                          ▲
+//!      ▼                                    ▼                          │ released
+//! AUTHORIZING_PAYMENT ──declined──▶ RELEASING_INVENTORY ───────────────┘
+//!      │ authorized └──timeout──┐           ▲
+//!      │                        ▼           │ voided
+//!      │                  VOIDING_PAYMENT ──┘
+//!      ▼
+//! COMMITTING_INVENTORY
+//!      │ committed
+//!      ▼
+//! APPROVED
 //! ```
+//! A timeout in `COMMITTING_INVENTORY`, `VOIDING_PAYMENT` or
+//! `RELEASING_INVENTORY` re-sends that step's command as a new attempt; it
+//! never changes the saga's direction.
+//!
 //! The outcome is always T1…Tn or T1…Tj followed by Cj…C1 (Garcia-Molina &
-//! Salem): a failed or timed-out authorization is voided *and then* the stock
-//! released, each compensation awaited before the next. Once the payment is
+//! Salem): a timed-out authorization (or one of the wrong amount) is voided
+//! *and then* the stock released, each compensation awaited before the next;
+//! a declined one has nothing to void and only releases. Once the payment is
 //! authorized (the pivot) the saga only goes forward. The full table is in
 //! [`transition`](mod@transition).
 //!

@@ -289,9 +289,8 @@ impl OrderSaga {
     /// The payment authorization, once the pivot succeeded.
     pub fn authorization(&self) -> Option<&Authorization> {
         match self {
-            OrderSaga::CommittingInventory { authorization, .. } | OrderSaga::Approved { authorization, .. } => {
-                Some(authorization)
-            }
+            OrderSaga::CommittingInventory { authorization, .. }
+            | OrderSaga::Approved { authorization, .. } => Some(authorization),
             _ => None,
         }
     }

@@ -40,8 +40,13 @@ pub enum StepKind {
 
 impl Step {
     /// Every step, in the order the saga may take them.
-    pub const ALL: [Step; 5] =
-        [Step::ReserveInventory, Step::AuthorizePayment, Step::CommitInventory, Step::VoidPayment, Step::ReleaseInventory];
+    pub const ALL: [Step; 5] = [
+        Step::ReserveInventory,
+        Step::AuthorizePayment,
+        Step::CommitInventory,
+        Step::VoidPayment,
+        Step::ReleaseInventory,
+    ];
 
     /// The step's kind.
     pub fn kind(self) -> StepKind {

@@ -108,7 +108,10 @@ pub fn start(saga_id: Uuid, created: &OrderCreated, at: DateTime<Utc>, config: &
         Some(problem) => reject(saga_id, order, &format!("invalid order: {problem}"), at),
         None => {
             let command = command::reserve(&order, at);
-            Transition::to(OrderSaga::ReservingInventory { saga_id, order, pending: Pending::first(at, config) }, command)
+            Transition::to(
+                OrderSaga::ReservingInventory { saga_id, order, pending: Pending::first(at, config) },
+                command,
+            )
         }
     }
 }
@@ -119,7 +122,11 @@ pub fn start(saga_id: Uuid, created: &OrderCreated, at: DateTime<Utc>, config: &
 /// fault; the state is untouched). Every reply or timer of this saga gives
 /// `Ok`: either a step forward or back, or the unchanged state with no
 /// commands and the reason in [`Transition::ignored`].
-pub fn transition(state: &OrderSaga, event: &Event, config: &SagaConfig) -> Result<Transition, TransitionError> {
+pub fn transition(
+    state: &OrderSaga,
+    event: &Event,
+    config: &SagaConfig,
+) -> Result<Transition, TransitionError> {
     if event.saga_id != state.saga_id() {
         return Err(TransitionError::MatchSaga { expected: state.saga_id(), got: event.saga_id });
     }
@@ -142,8 +149,16 @@ pub fn transition(state: &OrderSaga, event: &Event, config: &SagaConfig) -> Resu
 }
 
 /// The step forward or back for an event of this saga, which is waiting on
-/// `waiting_on`; a timer reaching here is overdue.
-fn advance(state: &OrderSaga, waiting_on: Step, kind: &EventKind, at: DateTime<Utc>, config: &SagaConfig) -> Transition {
+/// `waiting_on`; a timer of `waiting_on` reaching here is overdue. Each arm
+/// names the step its event must answer, so an event for any other step
+/// falls through to the ignoring arms.
+fn advance(
+    state: &OrderSaga,
+    waiting_on: Step,
+    kind: &EventKind,
+    at: DateTime<Utc>,
+    config: &SagaConfig,
+) -> Transition {
     use EventKind as E;
     use OrderSaga as S;
 
@@ -153,9 +168,18 @@ fn advance(state: &OrderSaga, waiting_on: Step, kind: &EventKind, at: DateTime<U
         (S::ReservingInventory { .. }, E::InventoryReserved(reserved)) => {
             if order.reserves_exactly(&reserved.lines) {
                 let command = command::authorize(&order, at);
-                Transition::to(S::AuthorizingPayment { saga_id, order, pending: Pending::first(at, config) }, command)
+                Transition::to(
+                    S::AuthorizingPayment { saga_id, order, pending: Pending::first(at, config) },
+                    command,
+                )
             } else {
-                release(saga_id, order, "inventory reserved other lines than the order's".to_owned(), at, config)
+                release(
+                    saga_id,
+                    order,
+                    "inventory reserved other lines than the order's".to_owned(),
+                    at,
+                    config,
+                )
             }
         }
         (S::ReservingInventory { .. }, E::InventoryReservationFailed(failed)) => {
@@ -165,7 +189,7 @@ fn advance(state: &OrderSaga, waiting_on: Step, kind: &EventKind, at: DateTime<U
             }
             reject(saga_id, order, &reason, at)
         }
-        (S::ReservingInventory { pending, .. }, E::StepTimedOut { .. }) => {
+        (S::ReservingInventory { pending, .. }, E::StepTimedOut { step: Step::ReserveInventory }) => {
             release(saga_id, order, timeout_reason(waiting_on, pending), at, config)
         }
 
@@ -191,35 +215,44 @@ fn advance(state: &OrderSaga, waiting_on: Step, kind: &EventKind, at: DateTime<U
         (S::AuthorizingPayment { .. }, E::PaymentDeclined(declined)) => {
             release(saga_id, order, format!("payment declined: {}", declined.reason), at, config)
         }
-        (S::AuthorizingPayment { pending, .. }, E::StepTimedOut { .. }) => {
+        (S::AuthorizingPayment { pending, .. }, E::StepTimedOut { step: Step::AuthorizePayment }) => {
             void(saga_id, order, timeout_reason(waiting_on, pending), at, config)
         }
 
         (S::CommittingInventory { authorization, .. }, E::InventoryCommitted(_)) => {
             let command = command::approved(&order, authorization, at);
-            Transition::to(S::Approved { saga_id, order, authorization: authorization.clone(), approved_at: at }, command)
+            Transition::to(
+                S::Approved { saga_id, order, authorization: authorization.clone(), approved_at: at },
+                command,
+            )
         }
-        (S::CommittingInventory { authorization, pending, .. }, E::StepTimedOut { .. }) => {
+        (
+            S::CommittingInventory { authorization, pending, .. },
+            E::StepTimedOut { step: Step::CommitInventory },
+        ) => {
             let command = command::commit(&order, at);
             let (authorization, pending) = (authorization.clone(), pending.retry(at, config));
             Transition::to(S::CommittingInventory { saga_id, order, authorization, pending }, command)
         }
 
-        (S::VoidingPayment { reason, .. }, E::PaymentVoided(_)) => release(saga_id, order, reason.clone(), at, config),
-        (S::VoidingPayment { reason, pending, .. }, E::StepTimedOut { .. }) => {
+        (S::VoidingPayment { reason, .. }, E::PaymentVoided(_)) => {
+            release(saga_id, order, reason.clone(), at, config)
+        }
+        (S::VoidingPayment { reason, pending, .. }, E::StepTimedOut { step: Step::VoidPayment }) => {
             let command = command::void(&order, reason, at);
             let (reason, pending) = (reason.clone(), pending.retry(at, config));
             Transition::to(S::VoidingPayment { saga_id, order, reason, pending }, command)
         }
 
         (S::ReleasingInventory { reason, .. }, E::InventoryReleased(_)) => reject(saga_id, order, reason, at),
-        (S::ReleasingInventory { reason, pending, .. }, E::StepTimedOut { .. }) => {
+        (S::ReleasingInventory { reason, pending, .. }, E::StepTimedOut { step: Step::ReleaseInventory }) => {
             let command = command::release(&order, reason, at);
             let (reason, pending) = (reason.clone(), pending.retry(at, config));
             Transition::to(S::ReleasingInventory { saga_id, order, reason, pending }, command)
         }
 
-        // Everything else answers or times another step than `waiting_on`.
+        // Everything else answers, or is the timer of, another step than
+        // `waiting_on`: a duplicate, a late reply, a stale timer.
         (_, E::StepTimedOut { .. }) => Transition::ignore(state, Ignored::StaleTimer { waiting_on }),
         _ => Transition::ignore(state, Ignored::NotAwaited { waiting_on }),
     }
@@ -230,26 +263,52 @@ fn timeout_reason(step: Step, pending: &Pending) -> String {
 }
 
 /// Starts compensating the payment (the reservation is released after it).
-fn void(saga_id: Uuid, order: OrderSnapshot, reason: String, at: DateTime<Utc>, config: &SagaConfig) -> Transition {
+fn void(
+    saga_id: Uuid,
+    order: OrderSnapshot,
+    reason: String,
+    at: DateTime<Utc>,
+    config: &SagaConfig,
+) -> Transition {
     let command = command::void(&order, &reason, at);
-    Transition::to(OrderSaga::VoidingPayment { saga_id, order, reason, pending: Pending::first(at, config) }, command)
+    Transition::to(
+        OrderSaga::VoidingPayment { saga_id, order, reason, pending: Pending::first(at, config) },
+        command,
+    )
 }
 
 /// Starts compensating the reservation.
-fn release(saga_id: Uuid, order: OrderSnapshot, reason: String, at: DateTime<Utc>, config: &SagaConfig) -> Transition {
+fn release(
+    saga_id: Uuid,
+    order: OrderSnapshot,
+    reason: String,
+    at: DateTime<Utc>,
+    config: &SagaConfig,
+) -> Transition {
     let command = command::release(&order, &reason, at);
-    Transition::to(OrderSaga::ReleasingInventory { saga_id, order, reason, pending: Pending::first(at, config) }, command)
+    Transition::to(
+        OrderSaga::ReleasingInventory { saga_id, order, reason, pending: Pending::first(at, config) },
+        command,
+    )
 }
 
 /// Ends the saga rejected; nothing is held any more.
 fn reject(saga_id: Uuid, order: OrderSnapshot, reason: &str, at: DateTime<Utc>) -> Transition {
     let command = command::rejected(&order, reason, at);
-    Transition::to(OrderSaga::Rejected { saga_id, order, reason: reason.to_owned(), rejected_at: at }, command)
+    Transition::to(
+        OrderSaga::Rejected { saga_id, order, reason: reason.to_owned(), rejected_at: at },
+        command,
+    )
 }
 
 impl OrderSaga {
     /// [`start`]: the saga of a created order.
-    pub fn start(saga_id: Uuid, created: &OrderCreated, at: DateTime<Utc>, config: &SagaConfig) -> Transition {
+    pub fn start(
+        saga_id: Uuid,
+        created: &OrderCreated,
+        at: DateTime<Utc>,
+        config: &SagaConfig,
+    ) -> Transition {
         start(saga_id, created, at, config)
     }
 

@@ -133,7 +133,7 @@ async fn a_stale_epoch_cannot_write() -> anyhow::Result<()> {
     assert!(new[0].epoch > old_epoch);
 
     let to = Cursor { pos: i64::MAX / 2, id: 1 };
-    let parked = [store::Park { id: 1, reason: "x".into(), blocked_by: None }];
+    let parked = [store::Park { id: 1, pos: 0, reason: "x".into(), blocked_by: None }];
     let stale = LeaseToken { lane, owner: "old", epoch: old_epoch };
     let err = store::commit(&s.pool, stale, to, &parked, 1000).await;
     assert!(matches!(err, Err(outbox::OutboxError::LeaseLost { .. })), "{err:?}");

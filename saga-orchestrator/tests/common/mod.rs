@@ -33,7 +33,10 @@ impl Fixture {
             order_id: Uuid::from_u128(0x0de4),
             customer_id: Uuid::from_u128(0xc057),
             authorization_id: Uuid::from_u128(0xa117),
-            config: SagaConfig { step_timeout: Duration::from_secs(30), max_step_timeout: Duration::from_secs(240) },
+            config: SagaConfig {
+                step_timeout: Duration::from_secs(30),
+                max_step_timeout: Duration::from_secs(240),
+            },
             t0: DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
         }
     }
@@ -65,7 +68,12 @@ impl Fixture {
 
     /// Feeds `kind` at `at`; panics on an error (tests of errors call
     /// `handle` directly).
-    pub(crate) fn feed(&self, state: &OrderSaga, at: DateTime<Utc>, kind: impl Into<EventKind>) -> Transition {
+    pub(crate) fn feed(
+        &self,
+        state: &OrderSaga,
+        at: DateTime<Utc>,
+        kind: impl Into<EventKind>,
+    ) -> Transition {
         state
             .handle(&Event::new(self.saga_id, at, kind), &self.config)
             .unwrap_or_else(|e| panic!("event refused: {e}"))
