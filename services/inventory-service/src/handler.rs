@@ -1,0 +1,226 @@
+//! [`InventoryHandler`]: applies one inventory command inside the consumer
+//! runtime's transaction and enqueues the reply in the same transaction.
+//!
+//! Every command is idempotent per order (the reservation row is the record
+//! of what was decided), on top of the runtime's per-event inbox: a command
+//! re-sent by the orchestrator under a new event id gets the same answer.
+//! Business refusals (not enough stock) are replies, never handler errors.
+
+use chrono::Utc;
+use consumers::{Handler, HandlerError, InboundMessage};
+use events::messages::inventory::{
+    CommitInventory, InventoryCommitted, InventoryReleased, InventoryReservationFailed, InventoryReserved,
+    ReleaseInventory, ReserveInventory,
+};
+use events::{Message, OutgoingMessage};
+use sqlx::{Postgres, Transaction};
+use tracing::Instrument;
+
+use crate::stock::{self, Reservation, Status};
+
+/// Reason given to a reserve that arrives after its order was released.
+pub const RELEASED_BEFORE_RESERVE: &str = "released before reserve";
+
+/// The inventory service's [`Handler`] for
+/// [`INVENTORY_COMMANDS`](events::topics::INVENTORY_COMMANDS).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InventoryHandler;
+
+impl Handler for InventoryHandler {
+    async fn handle(&self, message: &InboundMessage, tx: &mut Transaction<'_, Postgres>) -> Result<(), HandlerError> {
+        let span = tracing::info_span!("inventory", message_type = %message.envelope.message_type,
+            order_id = %message.envelope.aggregate_id);
+        let env = &message.envelope;
+        let trace = env.traceparent.iter().map(|v| ("traceparent", v.as_str()));
+        telemetry::continue_trace(&span, trace.chain(env.tracestate.iter().map(|v| ("tracestate", v.as_str()))));
+        async {
+            if message.is::<ReserveInventory>() {
+                reserve(message, &message.decode()?, tx).await
+            } else if message.is::<ReleaseInventory>() {
+                release(message, &message.decode()?, tx).await
+            } else if message.is::<CommitInventory>() {
+                commit(message, &message.decode()?, tx).await
+            } else {
+                Err(HandlerError::unknown_type(message))
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// All lines or none. See the crate docs for the cases.
+async fn reserve(
+    m: &InboundMessage,
+    cmd: &ReserveInventory,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), HandlerError> {
+    stock::lock_order(tx, cmd.order_id).await?;
+    if let Some(existing) = stock::find_reservation(tx, cmd.order_id).await? {
+        tracing::info!(status = existing.status.as_str(), "reservation exists; answering as before");
+        return match existing.status {
+            Status::Reserved | Status::Committed => reply(tx, m, &reserved(&existing)).await,
+            Status::Failed => reply(tx, m, &failed(&existing)).await,
+            Status::Released => {
+                let refusal = InventoryReservationFailed {
+                    order_id: cmd.order_id,
+                    reason: RELEASED_BEFORE_RESERVE.into(),
+                    unavailable_skus: Vec::new(),
+                    failed_at: Utc::now(),
+                };
+                reply(tx, m, &refusal).await
+            }
+        };
+    }
+    let wanted = stock::totals(&cmd.lines);
+    let mut record = Reservation {
+        order_id: cmd.order_id,
+        status: Status::Reserved,
+        lines: cmd.lines.clone(),
+        reason: None,
+        unavailable_skus: Vec::new(),
+        created_at: Utc::now(),
+    };
+    if let Some(invalid) = invalid_lines(cmd) {
+        record.status = Status::Failed;
+        record.reason = Some(invalid);
+    } else {
+        let levels = stock::lock_stock(tx, wanted.keys()).await?;
+        let short = stock::unavailable(&wanted, &levels);
+        if short.is_empty() {
+            stock::apply_deltas(tx, &wanted, 0, 1).await?;
+        } else {
+            record.status = Status::Failed;
+            record.reason = Some(format!("insufficient stock for {}", short.join(", ")));
+            record.unavailable_skus = short;
+        }
+    }
+    stock::insert_reservation(tx, &record).await?;
+    tracing::info!(status = record.status.as_str(), reason = record.reason, "reservation decided");
+    match record.status {
+        Status::Reserved => reply(tx, m, &reserved(&record)).await,
+        _ => reply(tx, m, &failed(&record)).await,
+    }
+}
+
+/// A command the business rules cannot accept (no lines, a quantity below 1):
+/// refused like a shortage, so that the saga compensates instead of waiting.
+fn invalid_lines(cmd: &ReserveInventory) -> Option<String> {
+    if cmd.lines.is_empty() {
+        return Some("invalid order: no lines".into());
+    }
+    cmd.lines
+        .iter()
+        .find(|l| l.quantity < 1)
+        .map(|l| format!("invalid order: quantity {} for SKU {}", l.quantity, l.sku))
+}
+
+/// Gives back what a RESERVED reservation holds; leaves a tombstone when there
+/// is none yet. Always answers `InventoryReleased`: a compensation cannot fail.
+async fn release(
+    m: &InboundMessage,
+    cmd: &ReleaseInventory,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), HandlerError> {
+    stock::lock_order(tx, cmd.order_id).await?;
+    match stock::find_reservation(tx, cmd.order_id).await? {
+        None => {
+            let tombstone = Reservation {
+                order_id: cmd.order_id,
+                status: Status::Released,
+                lines: Vec::new(),
+                reason: Some(cmd.reason.clone()),
+                unavailable_skus: Vec::new(),
+                created_at: Utc::now(),
+            };
+            stock::insert_reservation(tx, &tombstone).await?;
+            tracing::info!("release before reserve: tombstone written");
+        }
+        Some(r) if r.status == Status::Reserved => {
+            let held = stock::totals(&r.lines);
+            stock::lock_stock(tx, held.keys()).await?;
+            stock::apply_deltas(tx, &held, 0, -1).await?;
+            stock::set_status(tx, cmd.order_id, Status::Released, Some(&cmd.reason)).await?;
+            tracing::info!("reservation released");
+        }
+        Some(r) if r.status == Status::Committed => {
+            tracing::warn!("release of a committed reservation ignored: the stock has left the warehouse");
+        }
+        Some(r) => tracing::info!(status = r.status.as_str(), "nothing held; release is a no-op"),
+    }
+    reply(tx, m, &InventoryReleased { order_id: cmd.order_id, released_at: Utc::now() }).await
+}
+
+/// Turns a RESERVED reservation into a stock decrement. Committing anything
+/// else is a saga bug: a permanent error, dead-lettered with the reason.
+async fn commit(
+    m: &InboundMessage,
+    cmd: &CommitInventory,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), HandlerError> {
+    stock::lock_order(tx, cmd.order_id).await?;
+    match stock::find_reservation(tx, cmd.order_id).await? {
+        Some(r) if r.status == Status::Reserved => {
+            let held = stock::totals(&r.lines);
+            stock::lock_stock(tx, held.keys()).await?;
+            stock::apply_deltas(tx, &held, -1, -1).await?;
+            stock::set_status(tx, cmd.order_id, Status::Committed, None).await?;
+            tracing::info!("reservation committed");
+        }
+        Some(r) if r.status == Status::Committed => tracing::info!("already committed"),
+        Some(r) => {
+            return Err(HandlerError::permanent(format!(
+                "cannot commit the reservation of order {}: it is {}",
+                cmd.order_id,
+                r.status.as_str()
+            )));
+        }
+        None => {
+            return Err(HandlerError::permanent(format!("cannot commit order {}: no reservation", cmd.order_id)));
+        }
+    }
+    reply(tx, m, &InventoryCommitted { order_id: cmd.order_id, committed_at: Utc::now() }).await
+}
+
+fn reserved(r: &Reservation) -> InventoryReserved {
+    InventoryReserved { order_id: r.order_id, lines: r.lines.clone(), reserved_at: r.created_at }
+}
+
+fn failed(r: &Reservation) -> InventoryReservationFailed {
+    InventoryReservationFailed {
+        order_id: r.order_id,
+        reason: r.reason.clone().unwrap_or_default(),
+        unavailable_skus: r.unavailable_skus.clone(),
+        failed_at: r.created_at,
+    }
+}
+
+/// Enqueues `reply` in `tx`: correlated with the command's saga, caused by
+/// the command's event, in the command's trace.
+async fn reply<M: Message>(
+    tx: &mut Transaction<'_, Postgres>,
+    command: &InboundMessage,
+    reply: &M,
+) -> Result<(), HandlerError> {
+    let env = &command.envelope;
+    let mut message = OutgoingMessage::new(reply)
+        .map_err(|e| HandlerError::permanent(format!("encoding {}: {e}", M::NAME)))?
+        .caused_by(env.event_id);
+    if let Some(saga) = env.correlation_id {
+        message = message.correlated_with(saga);
+    }
+    // Without an OpenTelemetry subscriber `enqueue` captures no span context:
+    // carry the command's own, so the trace still links up.
+    if telemetry::current_traceparent().is_none() {
+        message = message.with_trace_context(env.traceparent.clone(), env.tracestate.clone());
+    }
+    outbox::enqueue(tx, &message).await.map_err(|e| match &e {
+        outbox::error::OutboxError::Enqueue(source)
+            if consumers::classify::sqlx_error(source) == consumers::ErrorClass::Transient =>
+        {
+            HandlerError::transient(e)
+        }
+        _ => HandlerError::permanent(e),
+    })?;
+    Ok(())
+}
