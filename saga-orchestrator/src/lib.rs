@@ -5,12 +5,24 @@
 //! approve; or, when a step fails or times out, undo the steps already taken
 //! in reverse order and reject.
 //!
-//! This part of the crate is the saga's logic only: an enum of states,
+//! The crate has two halves. The saga's logic: an enum of states,
 //! [`OrderSaga`], and a pure transition function, [`transition()`], that maps
 //! a state and an [`Event`] (a reply or a timer) to the next state and the
 //! [`Command`]s to send. No I/O, no clock: the caller passes the time in the
-//! event. The orchestrator that persists states and sends commands is built
-//! on top of it, so every rule below is tested without a broker or database.
+//! event, so every rule below is tested without a broker or database. And
+//! the runtime around it, the [`Orchestrator`]: a [`consumers`] handler
+//! ([`SagaHandler`]) that stores each saga in PostgreSQL ([`store`]) and
+//! writes its commands through the [`outbox`], and a timeout [`Sweeper`].
+//! The binary `saga-orchestrator` runs it:
+//!
+//! ```no_run
+//! # async fn f(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+//! use saga_orchestrator::{Orchestrator, OrchestratorConfig};
+//! saga_orchestrator::migrate(&pool).await?;
+//! let config = OrchestratorConfig::new("127.0.0.1:9092", OrchestratorConfig::DEFAULT_GROUP_ID);
+//! Orchestrator::new(pool, config)?.run(consumers::shutdown::on_signal()?).await?;
+//! # Ok(()) }
+//! ```
 //!
 //! ## The saga
 //! ```text
@@ -54,15 +66,25 @@
 //!   a crash. The services dedupe on the order id; a compensation that
 //!   overtakes its request leaves a tombstone that refuses the late request.
 //!   That is why a timed-out reservation is released: it may have landed.
-//! * The orchestrator must store the new state and its commands (through the
-//!   outbox) in one transaction, and advance one saga from one instance at a
-//!   time (row lock or version check). Timers are best effort: a timer that
-//!   fires before [`OrderSaga::deadline`] or for a step the saga has left is
-//!   ignored, so a stale or duplicate timer is harmless.
+//! * The orchestrator stores the new state and its commands (through the
+//!   outbox) in one transaction — the consumer's, which also holds the
+//!   reply's inbox row — so a reply's effect is applied once and a state is
+//!   never stored without its commands. It advances one saga from one
+//!   instance at a time: the saga's row is locked (`SELECT … FOR UPDATE`)
+//!   for the transition, and the timeout sweeper skips locked rows. Timers
+//!   are best effort: a timer that fires before [`OrderSaga::deadline`] or
+//!   for a step the saga has left is ignored, so a stale or duplicate timer
+//!   is harmless.
+//! * End to end, from the orchestrator's view: each reply is applied once
+//!   (inbox), each command is published at least once (outbox relay), and a
+//!   crash anywhere leaves either the old state with no new commands or the
+//!   new state with all of them; the sweeper then re-sends or compensates
+//!   whatever waits past its deadline, so every saga ends terminal.
 //!
 //! ## Layout
+//! The saga's logic (pure):
 //! * [`state`] — [`OrderSaga`], its data ([`OrderSnapshot`],
-//!   [`Authorization`]) and status names for the `saga_state` table.
+//!   [`Authorization`]) and status names for the `saga` table.
 //! * [`step`] — [`Step`], its [`StepKind`] (compensatable, pivot, retriable,
 //!   compensation) and [`Pending`] (attempt and deadline of a waiting state).
 //! * [`event`] — [`Event`] and [`EventKind`]: the replies and the timer.
@@ -70,6 +92,19 @@
 //! * [`transition`](mod@transition) — [`start()`] and [`transition()`].
 //! * [`config`] — [`SagaConfig`]: step timeout and retry back-off.
 //! * [`error`] — [`TransitionError`] and [`Error`].
+//!
+//! The runtime (PostgreSQL, Kafka through the consumer and the outbox):
+//! * [`store`] — the `saga` table (`migrations/`), [`migrate()`], and the
+//!   writes that store a transition with its commands in the caller's
+//!   transaction ([`StoreError`]).
+//! * [`handler`] — [`SagaHandler`]: `OrderCreated` starts a saga, a reply
+//!   advances it under its row lock.
+//! * [`sweeper`] — [`Sweeper`]: times out overdue sagas, `FOR UPDATE SKIP
+//!   LOCKED`, safe with several instances.
+//! * [`orchestrator`] — [`Orchestrator`] and [`OrchestratorConfig`]: the
+//!   consumer and the sweeper until cancelled.
+//! * `src/bin/saga-orchestrator.rs` — the binary: configuration from the
+//!   environment, migrate, run.
 //!
 //! ## Example: a saga driven to approval
 //! ```
@@ -127,14 +162,22 @@ pub mod command;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod handler;
+pub mod orchestrator;
 pub mod state;
 pub mod step;
+pub mod store;
+pub mod sweeper;
 pub mod transition;
 
 pub use command::Command;
 pub use config::SagaConfig;
 pub use error::{Error, TransitionError};
 pub use event::{Event, EventKind};
+pub use handler::{SagaHandler, TOPICS};
+pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 pub use state::{Authorization, OrderSaga, OrderSnapshot};
 pub use step::{Pending, Step, StepKind};
+pub use store::{StoreError, StoredSaga, migrate};
+pub use sweeper::{SweepReport, Sweeper, SweeperConfig};
 pub use transition::{Ignored, Transition, start, transition};

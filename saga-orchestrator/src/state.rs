@@ -5,7 +5,7 @@
 //! be built from the state alone. States serialise with serde as internally
 //! tagged JSON, `{"state": "RESERVING_INVENTORY", ...}`, the tag being
 //! [`OrderSaga::status`]; that is what the orchestrator stores in its
-//! `saga_state` table.
+//! `saga` table.
 
 use std::collections::BTreeMap;
 
@@ -212,7 +212,7 @@ impl OrderSaga {
         "REJECTED",
     ];
 
-    /// The state's name for the `saga_state` table and logs; equal to the
+    /// The state's name for the `saga` table and logs; equal to the
     /// `state` tag of the JSON form.
     pub fn status(&self) -> &'static str {
         let index = match self {

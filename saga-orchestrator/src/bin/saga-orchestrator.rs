@@ -1,0 +1,46 @@
+//! `saga-orchestrator`: connect, migrate, run the order saga's orchestrator
+//! until SIGTERM/SIGINT. Its commands go to the outbox; run `saga relay` on
+//! the same database to publish them.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use saga_orchestrator::{Orchestrator, OrchestratorConfig};
+
+#[derive(Parser)]
+#[command(
+    about = "Runs the order saga: consumes order events and replies, stores sagas, sends commands through the outbox"
+)]
+struct Config {
+    /// PostgreSQL URL of the orchestrator's database (sagas, inbox, outbox).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Kafka bootstrap servers, `host:port[,host:port]`.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    bootstrap_servers: String,
+    /// Consumer group; instances with the same group share the partitions.
+    #[arg(long, env = "GROUP_ID", default_value = OrchestratorConfig::DEFAULT_GROUP_ID)]
+    group_id: String,
+    /// How long a step's first attempt waits for its reply, in milliseconds.
+    #[arg(long, env = "STEP_TIMEOUT_MS", default_value_t = 30_000)]
+    step_timeout_ms: u64,
+    /// How often overdue sagas are timed out, in milliseconds.
+    #[arg(long, env = "SWEEP_INTERVAL_MS", default_value_t = 1_000)]
+    sweep_interval_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("saga-orchestrator")?;
+    let config = Config::parse();
+    let mut orchestrator = OrchestratorConfig::new(config.bootstrap_servers, config.group_id)
+        .with_step_timeout(Duration::from_millis(config.step_timeout_ms));
+    orchestrator.sweeper.interval = Duration::from_millis(config.sweep_interval_ms);
+    orchestrator.validate()?;
+
+    let pool = sqlx::PgPool::connect(&config.database_url).await.context("connecting to the database")?;
+    saga_orchestrator::migrate(&pool).await.context("migrating the database")?;
+    let cancel = consumers::shutdown::on_signal().context("installing signal handlers")?;
+    Orchestrator::new(pool, orchestrator)?.run(cancel).await.context("running the orchestrator")
+}
