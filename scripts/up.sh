@@ -10,7 +10,7 @@ ORDERS="${ORDERS:-10}"
 "$ROOT/scripts/install-deps.sh"
 "$ROOT/scripts/install-tansu.sh"
 echo "building release binaries..."
-cargo build --release -p saga-cli -p order-service
+cargo build --release -p saga-cli -p order-service -p inventory-service -p payment-service -p saga-orchestrator
 "$ROOT/compose/images/build.sh" --runtime
 . "$ROOT/scripts/env.sh"
 DC=(-f "$ROOT/compose/docker-compose.yml" -p saga)
@@ -32,11 +32,29 @@ echo "an invalid order is refused with a reason:"
 curl -sS -X POST -H 'content-type: application/json' -d '{"customer_id":"00000000-0000-0000-0000-000000000000","currency":"EUR","lines":[]}' \
   -w ' (HTTP %{http_code})\n' "http://127.0.0.1:$PORT/orders"
 
-echo "events published by the relay (orders.events):"
-compose "${DC[@]}" run --rm tools saga tail orders.events --count "$ORDERS" --idle-timeout 60 \
-  --short
-echo "order status:"
-for id in "${ids[@]}"; do
-  curl -fsS "http://127.0.0.1:$PORT/orders/$id"; echo
+echo "waiting for the sagas to finish (inventory: SKU-2 has 3 units; payment declines totals above 2500)"
+deadline=$((SECONDS + 180))
+while :; do
+  pending=0
+  for id in "${ids[@]}"; do
+    order="$(curl -fsS "http://127.0.0.1:$PORT/orders/$id" || true)"
+    case "$order" in *'"status":"PENDING"'*|'') pending=$((pending + 1)) ;; esac
+  done
+  [ "$pending" -eq 0 ] && break
+  [ "$SECONDS" -ge "$deadline" ] && { echo "still pending after 180 s: $pending"; break; }
+  sleep 2
 done
+echo
+printf '%-38s %8s  %-9s %s\n' ORDER TOTAL STATUS REASON
+for id in "${ids[@]}"; do
+  curl -fsS "http://127.0.0.1:$PORT/orders/$id" | python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+print("%-38s %8s  %-9s %s" % (o["order_id"], o["total_minor"], o["status"], o["reason"] or ""))'
+done
+echo
+echo "the saga of the first order, as it crossed Kafka:"
+compose "${DC[@]}" run --rm tools sh -c "for t in orders.events inventory.commands inventory.replies payment.commands payment.replies; do saga tail \$t --short --idle-timeout 5 2>/dev/null; done" \
+  | grep "${ids[0]}" || true
+echo
 echo "system is up: order service on http://127.0.0.1:$PORT (stop with ./scripts/down.sh)"

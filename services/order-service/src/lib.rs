@@ -1,6 +1,6 @@
 //! # order-service
 //!
-//! Takes orders over HTTP. Placing an order writes the order rows **and** the
+//! Takes orders over HTTP and records the saga's verdict. Placing an order writes the order rows **and** the
 //! `OrderCreated` event in one PostgreSQL transaction (the outbox); the relay
 //! publishes the event, which starts the order saga. Nothing is published for
 //! an order that was not stored, and no stored order goes unannounced.
@@ -9,9 +9,12 @@
 //! * [`api`] — the axum router: `POST /orders`, `GET /orders/{id}`, `GET /health`.
 //! * [`request`] — the request body and its validation (4xx with a message).
 //! * [`store`] — SQL: insert an order with its event, read one back.
+//! * [`outcome`] — the consumer handler that applies `OrderApproved` /
+//!   `OrderRejected` from `orders.events` (inbox-deduplicated).
 //! * [`migrate`] — this service's migrations plus the outbox's.
 
 pub mod api;
+pub mod outcome;
 pub mod request;
 pub mod store;
 
@@ -20,6 +23,7 @@ pub mod store;
 pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     use anyhow::Context;
     outbox::migrate(pool).await.context("outbox migrations")?;
+    consumers::migrate(pool).await.context("inbox migrations")?;
     let mut m = sqlx::migrate!("./migrations");
     m.dangerous_set_table_name("_order_service_migrations");
     m.run(pool).await.context("order-service migrations")?;

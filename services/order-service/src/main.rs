@@ -12,6 +12,12 @@ struct Config {
     /// Address to serve HTTP on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     listen: String,
+    /// Kafka bootstrap servers (for the saga's verdicts on `orders.events`).
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    bootstrap_servers: String,
+    /// Consumer group (also the inbox name).
+    #[arg(long, env = "GROUP_ID", default_value = "order-service")]
+    group_id: String,
 }
 
 #[tokio::main]
@@ -22,24 +28,21 @@ async fn main() -> anyhow::Result<()> {
     order_service::migrate(&pool).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %config.listen, "order-service listening");
-    axum::serve(listener, order_service::api::router(pool))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")
-}
-
-/// Resolves on SIGINT or SIGTERM (what `docker stop` sends).
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let consumer_config =
+        consumers::ConsumerConfig::new(config.bootstrap_servers, config.group_id, &[events::topics::ORDER_EVENTS]);
+    let consumer = consumers::Consumer::new(consumer_config, pool.clone(), order_service::outcome::OutcomeHandler)?;
+    let shutdown = consumers::shutdown::on_signal()?;
+    let http_shutdown = shutdown.clone();
+    let http = axum::serve(listener, order_service::api::router(pool))
+        .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
+    // Either half stopping (a signal, or the consumer failing) stops both.
+    let consume = async move {
+        let result = consumer.run(shutdown.clone()).await;
+        shutdown.cancel();
+        result
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    let (served, consumed) = tokio::join!(http, consume);
+    served.context("serving HTTP")?;
+    consumed.context("consuming orders.events")?;
+    Ok(())
 }

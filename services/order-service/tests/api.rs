@@ -90,3 +90,72 @@ async fn placing_orders_stores_rows_and_outbox_events_and_refuses_bad_input() ->
     assert_eq!(count(&pool, "SELECT count(*) FROM outbox").await?, 1);
     Ok(())
 }
+
+/// The saga's verdicts move an order out of PENDING exactly once; a verdict
+/// for an unknown order is a permanent error (dead letter).
+#[tokio::test]
+async fn verdicts_settle_pending_orders_once() -> anyhow::Result<()> {
+    use consumers::{Handler, InboundMessage};
+    use events::messages::order::{OrderApproved, OrderRejected};
+
+    let pg = testkit::Postgres::start().await?;
+    let pool = PgPool::connect(&pg.fresh_database().await?).await?;
+    order_service::migrate(&pool).await?;
+    let place = |sku: &str| {
+        json!({"customer_id": uuid::Uuid::new_v4(), "currency": "EUR",
+               "lines": [{"sku": sku, "quantity": 1, "unit_price_minor": 100}]})
+        .to_string()
+    };
+    let mut ids = Vec::new();
+    for sku in ["A", "B"] {
+        let (status, body) = call(&pool, "POST", "/orders", Some(place(sku))).await?;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(uuid::Uuid::parse_str(body["order_id"].as_str().unwrap_or_default())?);
+    }
+    let inbound = |m: events::OutgoingMessage| InboundMessage {
+        envelope: m.envelope,
+        payload: m.payload,
+        topic: m.topic,
+        partition: 0,
+        offset: 0,
+    };
+    let now = chrono::Utc::now();
+    let approved = inbound(events::OutgoingMessage::new(&OrderApproved {
+        order_id: ids[0],
+        authorization_id: uuid::Uuid::new_v4(),
+        approved_at: now,
+    })?);
+    let rejected = inbound(events::OutgoingMessage::new(&OrderRejected {
+        order_id: ids[1],
+        reason: "payment declined".into(),
+        rejected_at: now,
+    })?);
+    let handler = order_service::outcome::OutcomeHandler;
+    for m in [&approved, &rejected, &approved] {
+        let mut tx = pool.begin().await?;
+        handler.handle(m, &mut tx).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        tx.commit().await?;
+    }
+    let (_, a) = call(&pool, "GET", &format!("/orders/{}", ids[0]), None).await?;
+    let (_, r) = call(&pool, "GET", &format!("/orders/{}", ids[1]), None).await?;
+    assert_eq!(a["status"], "APPROVED");
+    assert_eq!((r["status"].as_str(), r["reason"].as_str()), (Some("REJECTED"), Some("payment declined")));
+
+    // A late contradicting verdict does not flip a settled order.
+    let late = inbound(events::OutgoingMessage::new(&OrderRejected { order_id: ids[0], reason: "late".into(), rejected_at: now })?);
+    let mut tx = pool.begin().await?;
+    handler.handle(&late, &mut tx).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.commit().await?;
+    let (_, a) = call(&pool, "GET", &format!("/orders/{}", ids[0]), None).await?;
+    assert_eq!(a["status"], "APPROVED");
+
+    let unknown = inbound(events::OutgoingMessage::new(&OrderApproved {
+        order_id: uuid::Uuid::new_v4(),
+        authorization_id: uuid::Uuid::new_v4(),
+        approved_at: now,
+    })?);
+    let mut tx = pool.begin().await?;
+    let err = handler.handle(&unknown, &mut tx).await.expect_err("unknown order must be refused");
+    assert_eq!(err.class(), consumers::ErrorClass::Permanent);
+    Ok(())
+}
