@@ -23,7 +23,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use consumers::{CancellationToken, Consumer, ConsumerConfig, Handler, HandlerError, InboundMessage, InboxMode};
+use consumers::{
+    CancellationToken, Consumer, ConsumerConfig, Handler, HandlerError, InboundMessage, InboxMode,
+};
 use producers::{KafkaPublisher, ProducerConfig, Publisher as _, Record};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
@@ -52,7 +54,11 @@ pub(crate) struct Args {
 struct InsertHandler;
 
 impl Handler for InsertHandler {
-    async fn handle(&self, m: &InboundMessage, tx: &mut Transaction<'_, Postgres>) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        m: &InboundMessage,
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
         sqlx::query("INSERT INTO bench_effects (event_id, bytes) VALUES ($1, $2)")
             .bind(m.envelope.event_id)
             .bind(m.payload.len() as i32)
@@ -109,7 +115,11 @@ impl Run {
 }
 
 fn rates(runs: &[Run], mode: Mode, events: usize) -> Vec<f64> {
-    let mut v: Vec<f64> = runs.iter().filter(|r| r.mode == mode).map(|r| r.rate(events)).collect();
+    let mut v: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.mode == mode)
+        .map(|r| r.rate(events))
+        .collect();
     v.sort_by(f64::total_cmp);
     v
 }
@@ -128,11 +138,18 @@ fn median(runs: &[Run], mode: Mode, events: usize) -> f64 {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.events >= 2 && args.rounds >= 1, "need at least 2 events and 1 round");
+    anyhow::ensure!(
+        args.events >= 2 && args.rounds >= 1,
+        "need at least 2 events and 1 round"
+    );
     eprintln!("starting broker and postgres containers...");
-    let env = testkit::Environment::start().await.context("start containers")?;
+    let env = testkit::Environment::start()
+        .await
+        .context("start containers")?;
     let bootstrap = env.broker.bootstrap_servers().to_owned();
-    env.broker.create_topics(&[TOPIC, &events::topics::dead_letter_topic(TOPIC)], 1).await?;
+    env.broker
+        .create_topics(&[TOPIC, &events::topics::dead_letter_topic(TOPIC)], 1)
+        .await?;
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .connect(&env.postgres.fresh_database().await?)
@@ -143,7 +160,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
 
-    eprintln!("producing {} records of {} bytes...", args.events, args.payload_bytes);
+    eprintln!(
+        "producing {} records of {} bytes...",
+        args.events, args.payload_bytes
+    );
     produce(&bootstrap, args.events, args.payload_bytes).await?;
 
     let mut runs = Vec::new();
@@ -153,17 +173,38 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let group = format!("bench-{}", Uuid::new_v4().simple());
             let (first_record, steady) = match mode {
                 Mode::FetchOnly => fetch_only(&bootstrap, &group, args.events).await?,
-                Mode::NoInbox => consume(&bootstrap, &group, &pool, InboxMode::Disabled, args.events).await?,
-                Mode::Inbox => consume(&bootstrap, &group, &pool, InboxMode::Enabled, args.events).await?,
+                Mode::NoInbox => {
+                    consume(&bootstrap, &group, &pool, InboxMode::Disabled, args.events).await?
+                }
+                Mode::Inbox => {
+                    consume(&bootstrap, &group, &pool, InboxMode::Enabled, args.events).await?
+                }
             };
-            runs.push(Run { mode, round, first_record, steady });
-            sqlx::query("TRUNCATE bench_effects, consumer_inbox").execute(&pool).await?;
+            runs.push(Run {
+                mode,
+                round,
+                first_record,
+                steady,
+            });
+            sqlx::query("TRUNCATE bench_effects, consumer_inbox")
+                .execute(&pool)
+                .await?;
         }
     }
 
     println!();
-    println!("inbox: {} events per run, 1 partition, one INSERT per event, broker {}", args.events, env.broker.image().full());
-    let mut table = Table::new(["mode", "round", "first record after", "applied in", "events/s"]);
+    println!(
+        "inbox: {} events per run, 1 partition, one INSERT per event, broker {}",
+        args.events,
+        env.broker.image().full()
+    );
+    let mut table = Table::new([
+        "mode",
+        "round",
+        "first record after",
+        "applied in",
+        "events/s",
+    ]);
     for r in &runs {
         table.row(vec![
             r.mode.label().to_owned(),
@@ -176,7 +217,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     table.print();
 
     println!();
-    let mut summary = Table::new(["mode", "best events/s", "median events/s", "best vs no inbox"]);
+    let mut summary = Table::new([
+        "mode",
+        "best events/s",
+        "median events/s",
+        "best vs no inbox",
+    ]);
     let plain = best(&runs, Mode::NoInbox, args.events);
     for mode in [Mode::FetchOnly, Mode::NoInbox, Mode::Inbox] {
         let b = best(&runs, mode, args.events);
@@ -184,29 +230,57 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             Mode::FetchOnly => "-".to_owned(),
             _ => format!("{:.2}x", b / plain),
         };
-        let shown = |v: f64| if matches!(mode, Mode::FetchOnly) && v > FETCH_ONLY_CAP { format!("> {FETCH_ONLY_CAP:.0}") } else { format!("{v:.0}") };
-        summary.row(vec![mode.label().to_owned(), shown(b), shown(median(&runs, mode, args.events)), ratio]);
+        let shown = |v: f64| {
+            if matches!(mode, Mode::FetchOnly) && v > FETCH_ONLY_CAP {
+                format!("> {FETCH_ONLY_CAP:.0}")
+            } else {
+                format!("{v:.0}")
+            }
+        };
+        summary.row(vec![
+            mode.label().to_owned(),
+            shown(b),
+            shown(median(&runs, mode, args.events)),
+            ratio,
+        ]);
     }
     summary.print();
     println!();
-    println!("fetch only: the broker delivered the whole topic in one or a few fetches, so its rate is a lower");
-    println!("bound on the broker, not a cost of the runtime. Both handler modes process records already fetched.");
+    println!(
+        "fetch only: the broker delivered the whole topic in one or a few fetches, so its rate is a lower"
+    );
+    println!(
+        "bound on the broker, not a cost of the runtime. Both handler modes process records already fetched."
+    );
     Ok(())
 }
 
 /// Produces `n` records with a valid envelope (headers) and a random-ish body.
 async fn produce(bootstrap: &str, n: usize, payload_bytes: usize) -> anyhow::Result<()> {
-    let publisher = KafkaPublisher::new(&ProducerConfig::new(bootstrap)).context("create producer")?;
+    let publisher =
+        KafkaPublisher::new(&ProducerConfig::new(bootstrap)).context("create producer")?;
     let payload: Vec<u8> = (0..payload_bytes).map(|i| (i % 251) as u8).collect();
     let records: Vec<[(&'static str, String); 6]> = (0..n)
         .map(|i| {
             [
-                (events::envelope::header::EVENT_ID, Uuid::now_v7().to_string()),
-                (events::envelope::header::MESSAGE_TYPE, "bench.Event".to_owned()),
+                (
+                    events::envelope::header::EVENT_ID,
+                    Uuid::now_v7().to_string(),
+                ),
+                (
+                    events::envelope::header::MESSAGE_TYPE,
+                    "bench.Event".to_owned(),
+                ),
                 (events::envelope::header::SCHEMA_VERSION, "1".to_owned()),
                 (events::envelope::header::AGGREGATE_TYPE, "bench".to_owned()),
-                (events::envelope::header::AGGREGATE_ID, format!("agg-{}", i % 100)),
-                (events::envelope::header::OCCURRED_AT, "2026-01-01T00:00:00Z".to_owned()),
+                (
+                    events::envelope::header::AGGREGATE_ID,
+                    format!("agg-{}", i % 100),
+                ),
+                (
+                    events::envelope::header::OCCURRED_AT,
+                    "2026-01-01T00:00:00Z".to_owned(),
+                ),
             ]
         })
         .collect();
@@ -234,7 +308,10 @@ struct Clock {
 
 impl Clock {
     fn new() -> Self {
-        Clock { started: Instant::now(), first: None }
+        Clock {
+            started: Instant::now(),
+            first: None,
+        }
     }
 
     fn saw(&mut self, finished: u64) {
@@ -256,7 +333,11 @@ async fn consume(
     inbox: InboxMode,
     n: usize,
 ) -> anyhow::Result<(Duration, Duration)> {
-    let config = ConsumerConfig { inbox, commit_interval: Duration::from_secs(1), ..ConsumerConfig::new(bootstrap, group, &[TOPIC]) };
+    let config = ConsumerConfig {
+        inbox,
+        commit_interval: Duration::from_secs(1),
+        ..ConsumerConfig::new(bootstrap, group, &[TOPIC])
+    };
     let consumer = Consumer::new(config, pool.clone(), InsertHandler)?;
     let stats = consumer.stats();
     let cancel = CancellationToken::new();
@@ -277,11 +358,18 @@ async fn consume(
     cancel.cancel();
     running.await??;
     let s = stats.snapshot();
-    anyhow::ensure!(s.applied == n as u64 && s.dead_lettered == 0, "unexpected outcome: {s:?}");
+    anyhow::ensure!(
+        s.applied == n as u64 && s.dead_lettered == 0,
+        "unexpected outcome: {s:?}"
+    );
     Ok(result)
 }
 
-async fn fetch_only(bootstrap: &str, group: &str, n: usize) -> anyhow::Result<(Duration, Duration)> {
+async fn fetch_only(
+    bootstrap: &str,
+    group: &str,
+    n: usize,
+) -> anyhow::Result<(Duration, Duration)> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -293,7 +381,9 @@ async fn fetch_only(bootstrap: &str, group: &str, n: usize) -> anyhow::Result<(D
     let mut clock = Clock::new();
     let mut seen = 0u64;
     while seen < n as u64 {
-        let m = tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await.context("no record for 120 s")?;
+        let m = tokio::time::timeout(Duration::from_secs(120), consumer.recv())
+            .await
+            .context("no record for 120 s")?;
         m.context("receive")?;
         seen += 1;
         clock.saw(seen);

@@ -54,7 +54,11 @@ pub struct ConsumerConfig {
     /// whole shutdown is bounded by `in_flight_grace + close_timeout`.
     pub close_timeout: Duration,
     /// librdkafka `session.timeout.ms`: how soon a crashed member's
-    /// partitions move to another member.
+    /// partitions move to another member. The default is Kafka's, 45 s. Do
+    /// not go much lower without measuring: a broker busy serving a large
+    /// fetch may answer heartbeats late (tansu's SQLite engine took 28 s for
+    /// a first fetch of 5,000 records, and a 6 s session expired over and
+    /// over, discarding each fetch and never consuming anything).
     pub session_timeout: Duration,
     /// librdkafka `max.poll.interval.ms`: a member that does not poll for this
     /// long leaves the group. Must exceed the worst-case retry time.
@@ -77,7 +81,7 @@ impl Default for ConsumerConfig {
             commit_interval: Duration::from_secs(1),
             in_flight_grace: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
-            session_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(45),
             max_poll_interval: Duration::from_secs(300),
             overrides: Vec::new(),
         }
@@ -86,7 +90,11 @@ impl Default for ConsumerConfig {
 
 impl ConsumerConfig {
     /// A default configuration for `group_id` reading `topics`.
-    pub fn new(bootstrap_servers: impl Into<String>, group_id: impl Into<String>, topics: &[&str]) -> Self {
+    pub fn new(
+        bootstrap_servers: impl Into<String>,
+        group_id: impl Into<String>,
+        topics: &[&str],
+    ) -> Self {
         ConsumerConfig {
             bootstrap_servers: bootstrap_servers.into(),
             group_id: group_id.into(),
@@ -98,7 +106,11 @@ impl ConsumerConfig {
     /// The inbox name: [`consumer_name`](Self::consumer_name), or the group
     /// id when it is empty.
     pub fn inbox_name(&self) -> &str {
-        if self.consumer_name.is_empty() { &self.group_id } else { &self.consumer_name }
+        if self.consumer_name.is_empty() {
+            &self.group_id
+        } else {
+            &self.consumer_name
+        }
     }
 
     /// Checks the settings that would otherwise fail late or silently.
@@ -112,14 +124,21 @@ impl ConsumerConfig {
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             return Err("topics must be a non-empty list of topic names".into());
         }
-        if let Some(t) = self.topics.iter().find(|t| t.ends_with(events::topics::DLQ_SUFFIX)) {
+        if let Some(t) = self
+            .topics
+            .iter()
+            .find(|t| t.ends_with(events::topics::DLQ_SUFFIX))
+        {
             return Err(format!(
                 "topic `{t}` is a dead-letter topic; its failures would go to `{t}{}`",
                 events::topics::DLQ_SUFFIX
             ));
         }
         if !matches!(self.auto_offset_reset.as_str(), "earliest" | "latest") {
-            return Err(format!("auto_offset_reset must be `earliest` or `latest`, got `{}`", self.auto_offset_reset));
+            return Err(format!(
+                "auto_offset_reset must be `earliest` or `latest`, got `{}`",
+                self.auto_offset_reset
+            ));
         }
         self.retry.validate()?;
         let worst = self.retry.worst_case_delay();
@@ -171,18 +190,31 @@ mod tests {
         assert_eq!(valid().validate(), Ok(()));
         assert!(ConsumerConfig::default().validate().is_err());
         assert_eq!(valid().inbox_name(), "inventory");
-        let named = ConsumerConfig { consumer_name: "inventory-v2".into(), ..valid() };
+        let named = ConsumerConfig {
+            consumer_name: "inventory-v2".into(),
+            ..valid()
+        };
         assert_eq!(named.inbox_name(), "inventory-v2");
     }
 
     #[test]
     fn rejects_dlq_topics_bad_reset_and_retry_longer_than_poll_interval() {
-        let dlq = ConsumerConfig { topics: vec!["inventory.commands.dlq".into()], ..valid() };
+        let dlq = ConsumerConfig {
+            topics: vec!["inventory.commands.dlq".into()],
+            ..valid()
+        };
         assert!(dlq.validate().is_err());
-        let reset = ConsumerConfig { auto_offset_reset: "smallest-ish".into(), ..valid() };
+        let reset = ConsumerConfig {
+            auto_offset_reset: "smallest-ish".into(),
+            ..valid()
+        };
         assert!(reset.validate().is_err());
         let patient = ConsumerConfig {
-            retry: RetryPolicy { max_attempts: 100, max_delay: Duration::from_secs(60), ..RetryPolicy::default() },
+            retry: RetryPolicy {
+                max_attempts: 100,
+                max_delay: Duration::from_secs(60),
+                ..RetryPolicy::default()
+            },
             ..valid()
         };
         let err = patient.validate().expect_err("retries too long");
@@ -192,7 +224,8 @@ mod tests {
     #[test]
     fn commits_are_manual_and_overrides_win() {
         let mut cfg = valid();
-        cfg.overrides.push(("session.timeout.ms".into(), "6000".into()));
+        cfg.overrides
+            .push(("session.timeout.ms".into(), "6000".into()));
         let c = cfg.client_config();
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));

@@ -47,7 +47,7 @@
 //!    normally after that: see [`dead_letter`] for why, and for re-driving.
 //!
 //! Consumer groups: instances sharing a group id split the partitions.
-//! Offsets are committed on revocation ([`rebalance`](crate#layout)); any
+//! Offsets are committed on revocation (module `rebalance`); any
 //! overlap during a rebalance (including the broker handing a partition to
 //! two members) is a redelivery that the inbox primary key makes harmless,
 //! even when both members process the event at the same moment.

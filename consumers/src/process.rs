@@ -83,20 +83,18 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
                 self.attempt(&message)
             };
             match retry::retry(&self.retry, cancel, self.grace, attempt).await {
-                Retried::Done { value, attempts } => {
-                    match value {
-                        InboxEntry::New => {
-                            self.stats.applied();
-                            tracing::debug!(attempts, "applied");
-                            Outcome::Applied
-                        }
-                        InboxEntry::Duplicate => {
-                            self.stats.duplicate();
-                            tracing::info!("already applied; skipped");
-                            Outcome::Duplicate
-                        }
+                Retried::Done { value, attempts } => match value {
+                    InboxEntry::New => {
+                        self.stats.applied();
+                        tracing::debug!(attempts, "applied");
+                        Outcome::Applied
                     }
-                }
+                    InboxEntry::Duplicate => {
+                        self.stats.duplicate();
+                        tracing::info!("already applied; skipped");
+                        Outcome::Duplicate
+                    }
+                },
                 Retried::Failed(failure) => self.dead_letter(record, failure, cancel).await,
                 Retried::Cancelled => {
                     tracing::info!("shutdown before the record finished; it will be redelivered");
@@ -120,9 +118,17 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
         }
         // A panicking handler must not take the consumer down with it: the
         // panic is a bug that replaying the record would hit again.
-        match AssertUnwindSafe(self.handler.handle(message, &mut tx)).catch_unwind().await {
+        match AssertUnwindSafe(self.handler.handle(message, &mut tx))
+            .catch_unwind()
+            .await
+        {
             Ok(result) => result?,
-            Err(panic) => return Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&panic)))),
+            Err(panic) => {
+                return Err(HandlerError::permanent(format!(
+                    "handler panicked: {}",
+                    panic_text(&panic)
+                )));
+            }
         }
         // If the acknowledgement of this commit is lost, the retry finds the
         // inbox row and reports a duplicate: the effect is still applied once.
@@ -130,7 +136,12 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
         Ok(InboxEntry::New)
     }
 
-    async fn dead_letter(&self, record: &RawRecord, failure: Failure, cancel: &CancellationToken) -> Outcome {
+    async fn dead_letter(
+        &self,
+        record: &RawRecord,
+        failure: Failure,
+        cancel: &CancellationToken,
+    ) -> Outcome {
         let letter = DeadLetter::new(record, &failure, &self.name);
         tracing::error!(
             position = %record.position(),
@@ -140,7 +151,9 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             topic = %letter.topic,
             "dead-lettering record",
         );
-        match dead_letter::publish(&self.dead_letters, &letter, &self.retry, cancel, self.grace).await {
+        match dead_letter::publish(&self.dead_letters, &letter, &self.retry, cancel, self.grace)
+            .await
+        {
             Some(_) => {
                 self.stats.dead_lettered();
                 Outcome::DeadLettered
@@ -182,21 +195,33 @@ mod tests {
             &'a self,
             record: Record<'a>,
         ) -> impl std::future::Future<Output = Result<Delivery, PublishError>> + Send + 'a {
-            let headers =
-                record.headers.iter().map(|(k, v)| ((*k).to_owned(), String::from_utf8_lossy(v).into_owned())).collect();
+            let headers = record
+                .headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), String::from_utf8_lossy(v).into_owned()))
+                .collect();
             self.0.lock().expect("not poisoned").push((
                 record.topic.to_owned(),
                 headers,
                 record.payload.map(<[u8]>::to_vec),
             ));
-            async { Ok(Delivery { partition: 0, offset: 0 }) }
+            async {
+                Ok(Delivery {
+                    partition: 0,
+                    offset: 0,
+                })
+            }
         }
     }
 
     struct NeverCalled;
 
     impl Handler for NeverCalled {
-        async fn handle(&self, _: &InboundMessage, _: &mut Transaction<'_, Postgres>) -> Result<(), HandlerError> {
+        async fn handle(
+            &self,
+            _: &InboundMessage,
+            _: &mut Transaction<'_, Postgres>,
+        ) -> Result<(), HandlerError> {
             panic!("the handler must not run")
         }
     }
@@ -241,13 +266,21 @@ mod tests {
     }
 
     fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-        headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[tokio::test]
     async fn a_record_without_envelope_is_dead_lettered_at_once() {
         let p = pipeline(5);
-        let outcome = p.process(&record(vec![("x".into(), b"y".to_vec())]), &CancellationToken::new()).await;
+        let outcome = p
+            .process(
+                &record(vec![("x".into(), b"y".to_vec())]),
+                &CancellationToken::new(),
+            )
+            .await;
         assert_eq!(outcome, Outcome::DeadLettered);
         let published = p.dead_letters.0.lock().expect("not poisoned");
         let (topic, headers, payload) = &published[0];
@@ -274,7 +307,11 @@ mod tests {
             traceparent: None,
             tracestate: None,
         };
-        let headers = envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
+        let headers = envelope
+            .to_headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_bytes()))
+            .collect();
         let p = pipeline(3);
         let outcome = p.process(&record(headers), &CancellationToken::new()).await;
         assert_eq!(outcome, Outcome::DeadLettered);
@@ -283,7 +320,10 @@ mod tests {
         assert_eq!(find(headers, header::ERROR_CLASS), Some("transient"));
         assert_eq!(find(headers, header::ATTEMPTS), Some("3"));
         assert_eq!(find(headers, header::CONSUMER), Some("test-consumer"));
-        assert_eq!(find(headers, events::envelope::header::EVENT_ID), Some(envelope.event_id.to_string().as_str()));
+        assert_eq!(
+            find(headers, events::envelope::header::EVENT_ID),
+            Some(envelope.event_id.to_string().as_str())
+        );
         assert_eq!(p.stats.snapshot().retries, 2);
     }
 

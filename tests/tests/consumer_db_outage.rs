@@ -14,7 +14,9 @@ async fn records_are_retried_through_a_database_outage_and_applied_once() -> any
     support::init_tracing();
     let env = testkit::Environment::start().await?;
     let topic = "outage.commands";
-    env.broker.create_topics(&[topic, "outage.commands.dlq"], 1).await?;
+    env.broker
+        .create_topics(&[topic, "outage.commands.dlq"], 1)
+        .await?;
     let pool = support::prepare_database(&env.postgres.fresh_database().await?).await?;
     let bootstrap = env.broker.bootstrap_servers();
     let producer = support::publisher(bootstrap)?;
@@ -38,15 +40,23 @@ async fn records_are_retried_through_a_database_outage_and_applied_once() -> any
     support::wait_for_effects(&pool, &[before.envelope.event_id], Duration::from_secs(60)).await?;
 
     env.postgres.stop().await?;
-    let during: Vec<_> = (0..3).map(|i| support::command(topic, 10 + i)).collect::<Result<_, _>>()?;
+    let during: Vec<_> = (0..3)
+        .map(|i| support::command(topic, 10 + i))
+        .collect::<Result<_, _>>()?;
     for m in &during {
         support::send(&producer, m).await?;
     }
-    support::eventually("the consumer to retry against the stopped database", Duration::from_secs(60), || async {
-        Ok((stats.snapshot().retries >= 3).then_some(()))
-    })
+    support::eventually(
+        "the consumer to retry against the stopped database",
+        Duration::from_secs(60),
+        || async { Ok((stats.snapshot().retries >= 3).then_some(())) },
+    )
     .await?;
-    assert_eq!(stats.snapshot().applied, 1, "nothing can be applied while the database is down");
+    assert_eq!(
+        stats.snapshot().applied,
+        1,
+        "nothing can be applied while the database is down"
+    );
     env.postgres.start_again().await?;
 
     let ids: Vec<_> = during.iter().map(|m| m.envelope.event_id).collect();
@@ -63,7 +73,9 @@ async fn records_are_retried_through_a_database_outage_and_applied_once() -> any
 
     // Order was kept: the records were applied in the order they were produced.
     let order: Vec<uuid::Uuid> =
-        sqlx::query_scalar("SELECT event_id FROM consumer_effects ORDER BY applied_at, ctid").fetch_all(&pool).await?;
+        sqlx::query_scalar("SELECT event_id FROM consumer_effects ORDER BY applied_at, ctid")
+            .fetch_all(&pool)
+            .await?;
     assert_eq!(order[1..], ids[..], "applied in partition order");
     Ok(())
 }

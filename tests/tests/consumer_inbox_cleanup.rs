@@ -12,11 +12,19 @@ use sqlx::postgres::PgPoolOptions;
 #[tokio::test]
 async fn expired_inbox_rows_are_deleted_in_batches_and_recent_ones_kept() -> anyhow::Result<()> {
     let pg = testkit::Postgres::start().await?;
-    let pool = PgPoolOptions::new().max_connections(2).connect(&pg.fresh_database().await?).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&pg.fresh_database().await?)
+        .await?;
     consumers::migrate(&pool).await?;
     consumers::migrate(&pool).await?; // idempotent
-    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM _consumers_migrations").fetch_one(&pool).await?;
-    assert_eq!(history, 2, "both migrations recorded in the crate's own table");
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM _consumers_migrations")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(
+        history, 2,
+        "both migrations recorded in the crate's own table"
+    );
 
     // 7 rows 20 days old, 3 rows 1 hour old.
     sqlx::query(
@@ -27,14 +35,33 @@ async fn expired_inbox_rows_are_deleted_in_batches_and_recent_ones_kept() -> any
     .execute(&pool)
     .await?;
 
-    let retention = InboxRetention { retention: Duration::from_secs(14 * 24 * 3600), batch_size: 3, interval: Duration::from_secs(60) };
+    let retention = InboxRetention {
+        retention: Duration::from_secs(14 * 24 * 3600),
+        batch_size: 3,
+        interval: Duration::from_secs(60),
+    };
     let mut conn = pool.acquire().await?;
-    assert_eq!(cleanup::delete_expired_batch(&mut conn, retention.retention, retention.batch_size).await?, 3, "one batch is bounded");
+    assert_eq!(
+        cleanup::delete_expired_batch(&mut conn, retention.retention, retention.batch_size).await?,
+        3,
+        "one batch is bounded"
+    );
     drop(conn);
-    assert_eq!(cleanup::delete_expired(&pool, &retention).await?, 4, "the rest of the expired rows");
+    assert_eq!(
+        cleanup::delete_expired(&pool, &retention).await?,
+        4,
+        "the rest of the expired rows"
+    );
     assert_eq!(cleanup::delete_expired(&pool, &retention).await?, 0);
 
-    let left: Vec<i64> = sqlx::query_scalar("SELECT kafka_offset FROM consumer_inbox ORDER BY kafka_offset").fetch_all(&pool).await?;
-    assert_eq!(left, vec![7, 8, 9], "rows inside the retention window are kept");
+    let left: Vec<i64> =
+        sqlx::query_scalar("SELECT kafka_offset FROM consumer_inbox ORDER BY kafka_offset")
+            .fetch_all(&pool)
+            .await?;
+    assert_eq!(
+        left,
+        vec![7, 8, 9],
+        "rows inside the retention window are kept"
+    );
     Ok(())
 }
