@@ -53,7 +53,7 @@ o = json.load(sys.stdin)
 print("%-38s %8s  %-9s %s" % (o["order_id"], o["total_minor"], o["status"], o["reason"] or ""))'
 done
 echo
-echo "the saga of the first order, as it crossed Kafka:"
+echo "the saga of the first order, as it crossed Kafka (topic, partition, offset, key, type):"
 compose "${DC[@]}" run --rm tools sh -c "for t in orders.events inventory.commands inventory.replies payment.commands payment.replies; do saga tail \$t --short --idle-timeout 5 2>/dev/null; done" \
   | grep "${ids[0]}" || true
 echo
