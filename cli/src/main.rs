@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "saga", about = "Operate the saga system: topics, relay, dead letters")]
+#[command(name = "saga", about = "Operate the saga system: topics, relay, tail, dead-letter re-drive")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,8 +17,11 @@ enum Command {
     Relay(relay::Args),
     /// Print a topic's records with decoded envelopes and bodies (reads only).
     Tail(tail::Args),
+    /// Send dead letters back to their original topic (event ids kept).
+    Redrive(redrive::Args),
 }
 
+mod redrive;
 mod relay;
 mod tail;
 mod topics;
@@ -30,5 +33,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Topics(a) => topics::run(a).await,
         Command::Relay(a) => relay::run(a).await,
         Command::Tail(a) => tail::run(a).await,
+        Command::Redrive(a) => redrive::run(a).await,
     }
 }
