@@ -15,9 +15,9 @@ have() { [ "$FORCE" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
 BASE=saga/debian-base:bookworm
 if ! have "$BASE"; then
   # The mirror apt already uses: deb822 `URIs:` lines or one-line `deb` entries.
-  MIRROR="${DEBIAN_MIRROR:-$( { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}';
-                                grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } \
-                              | grep -v security | grep -E '/debian/?$' | head -1)}"
+  MIRROR="${DEBIAN_MIRROR:-$( { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' || true;
+                                grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' || true; } \
+                              | grep -v security | grep -E '/debian/?$' | head -1 || true)}"
   MIRROR="${MIRROR:-http://deb.debian.org/debian}"
   WORK="$(mktemp -d)"
   trap 'rm -rf "$WORK"' EXIT
