@@ -2,6 +2,7 @@
 //! publish it, record the outcome under the lease epoch, repeat; sleep until
 //! a notification or the poll interval when the lane is empty.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -9,12 +10,13 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::batch;
 use crate::error::OutboxError;
 use crate::lease::LaneLease;
 use crate::relay::Shared;
-use crate::send::send_batch;
+use crate::send::InFlight;
 use crate::store::{self, Cursor, LeaseToken};
 use crate::wakeup::sleep_or_cancel;
 
@@ -62,16 +64,38 @@ fn backoff(shared: &Shared) -> ExponentialBackoff {
 }
 
 /// Runs the lane until stopped (`Ok`) or the lease is lost (`Err(LeaseLost)`).
+///
+/// Up to `pipeline_depth` batches are in flight: the next batch is read and
+/// handed to the producer while earlier ones wait for their acks, and
+/// outcomes are recorded strictly in batch order. After a retriable failure
+/// every later batch in flight is abandoned and the lane resumes after the
+/// recorded cursor (its rows go out again: duplicates, same event ids).
 pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxError> {
     let Lane { lease, clock, stop } = lane;
     let cfg = &shared.config;
     let token = LeaseToken { lane: lease.lane, owner: &cfg.relay_id, epoch: lease.epoch };
     let ttl_ms = i64::try_from(cfg.lease_ttl.as_millis()).unwrap_or(i64::MAX);
     let margin = cfg.lease_ttl / 4;
+    let depth = cfg.pipeline_depth.max(1);
     let wake = shared.wakeups.lane(lease.lane);
+    // Recorded position, and the position after the last row handed over.
     let mut cursor = lease.cursor;
+    let mut read_cursor = cursor;
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut blocked: HashMap<String, Uuid> = HashMap::new();
+    // `drained`: the last read came back short, wait for a wake-up before
+    // reading again. `halted`: a batch stopped early; send nothing more until
+    // it is resolved.
+    let (mut drained, mut halted) = (false, false);
+    // Rows wait for the watermark: poll at the short interval, doubling while
+    // nothing moves (a long transaction elsewhere must not make every lane
+    // poll hot for its whole duration).
+    let mut held_back = false;
+    let mut held_polls: u32 = 0;
     let mut retry: Option<ExponentialBackoff> = None;
     let mut last_advance = Instant::now();
+    let mut grace_deadline: Option<Instant> = None;
+    let mut publisher = shared.publishers.current();
     tracing::info!(lane = lease.lane, epoch = lease.epoch, ?cursor, "lane acquired");
 
     // Sleeps for the next backoff delay; true if stopped meanwhile.
@@ -81,66 +105,102 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         async move { sleep_or_cancel(d, &stop).await }
     };
 
-    while !stop.is_cancelled() {
-        if !clock.valid_for(margin) {
-            // The lease manager renews; if it cannot, it stops this worker.
-            if sleep_or_cancel(Duration::from_millis(50), &stop).await {
+    loop {
+        if stop.is_cancelled() {
+            // Let the batches in flight finish (and be recorded) for a while.
+            let deadline = *grace_deadline.get_or_insert_with(|| Instant::now() + cfg.shutdown_grace);
+            if in_flight.is_empty() || Instant::now() >= deadline {
                 break;
             }
-            continue;
         }
-        let fetch_started = Instant::now();
-        let fetched = store::fetch(&shared.pool, lease.lane, cursor, cfg.batch_size as i64).await;
-        let batch = match fetched {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(lane = lease.lane, error = %e, "outbox fetch failed; backing off");
-                if pause(&mut retry).await {
-                    break;
-                }
-                continue;
-            }
-        };
+        let may_send = !stop.is_cancelled() && !halted && in_flight.len() < depth && clock.valid_for(margin);
 
-        if batch.rows.is_empty() {
-            // Idle: move the cursor up to the watermark now and then, so lag
-            // is visible and key rows below every cursor can be cleaned.
-            if batch.watermark > cursor.pos && last_advance.elapsed() >= cfg.idle_advance_interval {
-                let to = Cursor { pos: batch.watermark, id: 0 };
-                let asked = Instant::now();
-                match store::commit(&shared.pool, token, to, &[], ttl_ms).await {
-                    Ok(()) => {
-                        cursor = to;
-                        clock.extend(asked, cfg.lease_ttl);
-                        last_advance = Instant::now();
+        // 1. Fill the pipeline.
+        if may_send && !drained {
+            let fetch_started = Instant::now();
+            match store::fetch(&shared.pool, lease.lane, read_cursor, cfg.batch_size as i64).await {
+                Ok(batch) if batch.rows.is_empty() => {
+                    drained = true;
+                    held_back = batch.held_back;
+                    held_polls = if held_back { held_polls.saturating_add(1) } else { 0 };
+                    // Idle: move the cursor up to the watermark now and then,
+                    // so lag is visible and key rows below every cursor can go.
+                    let idle = in_flight.is_empty() && read_cursor == cursor;
+                    if idle && batch.watermark > cursor.pos && last_advance.elapsed() >= cfg.idle_advance_interval {
+                        let to = Cursor { pos: batch.watermark, id: 0 };
+                        let asked = Instant::now();
+                        match store::commit(&shared.pool, token, to, &[], ttl_ms).await {
+                            Ok(()) => {
+                                (cursor, read_cursor) = (to, to);
+                                clock.extend(asked, cfg.lease_ttl);
+                                last_advance = Instant::now();
+                            }
+                            Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
+                            Err(e) => tracing::warn!(lane = lease.lane, error = %e, "outbox idle advance failed"),
+                        }
                     }
-                    Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
-                    Err(e) => tracing::warn!(lane = lease.lane, error = %e, "outbox idle advance failed"),
                 }
+                Ok(batch) => {
+                    drained = batch.rows.len() < cfg.batch_size;
+                    held_back = batch.held_back;
+                    held_polls = 0;
+                    let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked);
+                    if let Some(c) = b.sent_until() {
+                        read_cursor = c;
+                    }
+                    halted = b.stopped_early;
+                    shared.metrics.record_fetch(fetch_started.elapsed());
+                    in_flight.push_back(b);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(lane = lease.lane, error = %e, "outbox fetch failed; backing off");
+                    if in_flight.is_empty() && pause(&mut retry).await {
+                        break;
+                    }
+                    drained = true;
+                }
+            }
+        }
+
+        let poll = if held_back {
+            (cfg.watermark_poll_interval * 2u32.pow(held_polls.saturating_sub(1).min(10))).min(cfg.poll_interval)
+        } else {
+            cfg.poll_interval
+        };
+        // 2. Nothing in flight: wait for a wake-up, the poll interval or stop.
+        let Some(front) = in_flight.front_mut() else {
+            if stop.is_cancelled() {
+                break;
             }
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(cfg.poll_interval) => {}
-                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(if may_send { poll } else { Duration::from_millis(50) }) => {}
+                _ = stop.cancelled() => {}
             }
+            drained = false;
             continue;
-        }
-
-        let fetch_took = fetch_started.elapsed();
-        let send_started = Instant::now();
-        let publisher = shared.publishers.current();
-        let report = tokio::select! {
-            r = send_batch(&*publisher, &batch.rows) => r,
-            // On shutdown, give in-flight deliveries a grace period; rows
-            // not recorded by then are sent again by the next holder.
-            _ = async { stop.cancelled().await; tokio::time::sleep(cfg.shutdown_grace).await } => break,
         };
+
+        // 3. Wait for the oldest batch, or for new rows while there is room.
+        let send_started = Instant::now();
+        let report = tokio::select! {
+            r = front.finish(&mut blocked) => r,
+            _ = wake.notified(), if may_send => { drained = false; continue; }
+            _ = tokio::time::sleep(poll), if may_send => { drained = false; continue; }
+            _ = stop.cancelled(), if grace_deadline.is_none() => continue,
+            _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now).into()),
+                if grace_deadline.is_some() => break,
+        };
+        let Some(done) = in_flight.pop_front() else { continue };
+        shared.metrics.record_send(send_started.elapsed());
         if report.fatal {
             shared.publishers.replace(&publisher);
+            publisher = shared.publishers.current();
         }
         let acked_at = Utc::now();
-        let send_took = send_started.elapsed();
-        let decision = batch::decide(&batch.rows, &report.outcomes);
+        let decision = batch::decide(&done.rows, &report.outcomes);
+        let mut resend = decision.retry.is_some();
         if let Some(to) = decision.advance_to {
             let asked = Instant::now();
             match store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await {
@@ -148,8 +208,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     cursor = to;
                     clock.extend(asked, cfg.lease_ttl);
                     last_advance = Instant::now();
-                    shared.metrics.record_phases(fetch_took, send_took, asked.elapsed());
-                    let latencies: Vec<f64> = batch
+                    shared.metrics.record_commit(asked.elapsed());
+                    let latencies: Vec<f64> = done
                         .rows
                         .iter()
                         .take_while(|r| r.cursor() <= to)
@@ -162,28 +222,33 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                 }
                 Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
                 Err(e) => {
-                    // Delivered but not recorded: the rows go out again
-                    // (duplicates with the same event ids).
+                    // Delivered but not recorded: the rows go out again.
                     tracing::warn!(lane = lease.lane, error = %e, "outbox could not record a batch; will resend");
-                    if pause(&mut retry).await {
-                        break;
-                    }
-                    continue;
+                    resend = true;
                 }
             }
         }
-        match decision.retry {
-            Some(reason) => {
-                shared.metrics.record_retry();
+        if in_flight.is_empty() {
+            blocked.clear();
+        }
+        if resend {
+            // Abandon everything after the failure and resume after the
+            // recorded cursor.
+            in_flight.clear();
+            blocked.clear();
+            (read_cursor, drained, halted) = (cursor, false, false);
+            shared.metrics.record_retry();
+            if let Some(reason) = &decision.retry {
                 tracing::warn!(lane = lease.lane, %reason, "outbox publish failed; backing off");
-                if pause(&mut retry).await {
-                    break;
-                }
             }
-            None => retry = None,
+            if pause(&mut retry).await {
+                break;
+            }
+        } else {
+            retry = None;
         }
     }
-    tracing::info!(lane = lease.lane, epoch = lease.epoch, "lane stopped");
+    tracing::info!(lane = lease.lane, epoch = lease.epoch, ?cursor, "lane stopped");
     Ok(())
 }
 

@@ -57,11 +57,23 @@
 //! delivery report came back with `acks=all` from the idempotent producer,
 //! and never on a transient failure (retried with backoff, never dropped).
 //! After a crash, lost lease or failed bookkeeping the unrecorded rows are
-//! sent again: duplicates are limited to the in-flight batch of each lane and
-//! carry the same `event-id` header, so consumers deduplicate on the event id
-//! (never on offsets). A record the broker rejects permanently (e.g. too
-//! large) is parked with the reason in `outbox_parked`; later rows of its key
-//! queue up behind it (also parked), other keys are unaffected.
+//! sent again: duplicates are limited to what was in flight — per lane at
+//! most `pipeline_depth` batches of `batch_size` rows — and carry the same
+//! `event-id` header, so consumers deduplicate on the event id (never on
+//! offsets). By default the relay's producer never times a record out
+//! (`message.timeout.ms=0`): a broker outage stalls the relay (the backlog
+//! and oldest-age metrics show it) rather than failing records, so a later
+//! record of a key cannot overtake a timed-out earlier one.
+//!
+//! A record the broker rejects permanently (e.g. too large) is parked with
+//! the reason in `outbox_parked`; later rows of its key queue up behind it
+//! (also parked), other keys are unaffected. (When the rejection only comes
+//! back with the delivery report, rows of that key already handed to the
+//! producer in the same pipeline window are out; librdkafka refuses oversized
+//! records at once, before anything later is sent.)
+//!
+//! Ordering across keys is not preserved (nor needed): keys live in
+//! different lanes and partitions.
 
 pub mod batch;
 pub mod cleanup;

@@ -30,9 +30,11 @@ pub struct RelayStats {
     pub batches: u64,
     /// Batches that stopped early on a retriable failure.
     pub retries: u64,
-    /// Time spent reading batches (all lanes together).
+    /// Time spent reading batches and handing them to the producer (all
+    /// lanes together).
     pub fetch_time: Duration,
-    /// Time spent publishing batches, from the first send to the last ack.
+    /// Time the lanes spent waiting for delivery reports (with batches
+    /// pipelined, only the part not overlapped by other work).
     pub send_time: Duration,
     /// Time spent recording outcomes (cursor moves, parking).
     pub record_time: Duration,
@@ -73,11 +75,19 @@ impl Metrics {
         );
     }
 
-    /// Adds the time one batch spent in each phase.
-    pub(crate) fn record_phases(&self, fetch: Duration, send: Duration, record: Duration) {
-        self.fetch_us.fetch_add(fetch.as_micros() as u64, Ordering::Relaxed);
-        self.send_us.fetch_add(send.as_micros() as u64, Ordering::Relaxed);
-        self.record_us.fetch_add(record.as_micros() as u64, Ordering::Relaxed);
+    /// Adds time spent reading and handing over a batch.
+    pub(crate) fn record_fetch(&self, d: Duration) {
+        self.fetch_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Adds time spent waiting for a batch's delivery reports.
+    pub(crate) fn record_send(&self, d: Duration) {
+        self.send_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Adds time spent recording a batch's outcome.
+    pub(crate) fn record_commit(&self, d: Duration) {
+        self.record_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn record_retry(&self) {

@@ -28,8 +28,14 @@ pub struct RelayConfig {
     pub relay_id: String,
     /// Rows per batch.
     pub batch_size: usize,
+    /// Batches per lane handed to the producer before the oldest is acked.
+    pub pipeline_depth: usize,
     /// Polling fallback when no notification arrives.
     pub poll_interval: Duration,
+    /// Polling while committed rows wait for the watermark (an older
+    /// transaction, maybe in another lane, is still open; its commit does not
+    /// notify this lane).
+    pub watermark_poll_interval: Duration,
     /// Lease duration; a killed relay's lanes are taken over after this.
     pub lease_ttl: Duration,
     /// Total number of lanes to configure at start (`None`: keep the current
@@ -62,7 +68,9 @@ impl Default for RelayConfig {
         RelayConfig {
             relay_id: default_relay_id(),
             batch_size: 1000,
+            pipeline_depth: 4,
             poll_interval: Duration::from_millis(500),
+            watermark_poll_interval: Duration::from_millis(5),
             lease_ttl: Duration::from_secs(10),
             lanes: None,
             max_lanes: None,
@@ -95,11 +103,14 @@ impl RelayConfig {
         if self.batch_size == 0 || self.batch_size > 100_000 {
             return bad("batch_size must be 1..=100000");
         }
+        if self.pipeline_depth == 0 || self.pipeline_depth > 64 {
+            return bad("pipeline_depth must be 1..=64");
+        }
         if self.lease_ttl < Duration::from_millis(500) {
             return bad("lease_ttl must be at least 500 ms");
         }
-        if self.poll_interval.is_zero() {
-            return bad("poll_interval must be positive");
+        if self.poll_interval.is_zero() || self.watermark_poll_interval.is_zero() {
+            return bad("poll intervals must be positive");
         }
         if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
             return bad("need 0 < backoff_min <= backoff_max");
@@ -346,4 +357,29 @@ fn spawn(shared: &Arc<Shared>, workers: &mut BTreeMap<i32, Worker>, l: LaneLease
     // A fresh lane looks for rows at once.
     shared.wakeups.lane(l.lane).notify_one();
     workers.insert(l.lane, Worker { epoch: l.epoch, clock, stop, handle });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid_and_nonsense_is_refused() {
+        assert!(RelayConfig::default().validate().is_ok());
+        let bad = [
+            RelayConfig { batch_size: 0, ..Default::default() },
+            RelayConfig { pipeline_depth: 0, ..Default::default() },
+            RelayConfig { lease_ttl: Duration::from_millis(10), ..Default::default() },
+            RelayConfig { relay_id: String::new(), ..Default::default() },
+            RelayConfig { backoff_min: Duration::from_secs(5), backoff_max: Duration::from_secs(1), ..Default::default() },
+        ];
+        for c in bad {
+            assert!(matches!(c.validate(), Err(OutboxError::InvalidConfig(_))), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn default_relay_ids_are_unique() {
+        assert_ne!(RelayConfig::default().relay_id, RelayConfig::default().relay_id);
+    }
 }

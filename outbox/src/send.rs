@@ -1,21 +1,27 @@
 //! Sending one batch through a [`Publisher`] and collecting each row's
 //! [`RowOutcome`].
 //!
-//! Rows are handed to the publisher in batch order (the publisher queues them
-//! at call time), then all delivery reports are awaited together, so a batch
-//! costs about one broker round trip. A row whose publish fails *at once*
-//! (librdkafka refuses to queue it) is handled before the next row is sent:
-//! a permanent refusal (too large) blocks the rest of its key, a transient one
-//! (queue full) stops the batch so nothing overtakes it.
+//! [`InFlight::start`] hands every row to the publisher at once, in batch
+//! order (the publisher queues at call time), so a lane can start the next
+//! batch while this one's delivery reports are outstanding;
+//! [`InFlight::finish`] waits for the reports. A row whose publish fails
+//! *at once* (librdkafka refuses to queue it) is handled before the next row
+//! is sent: a permanent refusal (too large) blocks the rest of its key, a
+//! transient one (queue full) stops the batch so nothing overtakes it.
 
 use std::collections::HashMap;
-use std::task::Poll;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use producers::{Publisher, Record};
+use producers::{Delivery, PublishError, Publisher, Record};
 use uuid::Uuid;
 
 use crate::batch::RowOutcome;
-use crate::store::OutboxRow;
+use crate::store::{Cursor, OutboxRow};
+
+type Reports = Pin<Box<dyn Future<Output = Vec<(usize, Result<Delivery, PublishError>)>> + Send>>;
 
 /// The outcomes of one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +30,18 @@ pub(crate) struct SendReport {
     pub(crate) outcomes: Vec<RowOutcome>,
     /// The publisher failed fatally and must be replaced.
     pub(crate) fatal: bool,
+}
+
+/// A batch whose rows were handed to the publisher.
+pub(crate) struct InFlight {
+    pub(crate) rows: Arc<Vec<OutboxRow>>,
+    outcomes: Vec<RowOutcome>,
+    fatal: bool,
+    /// Sending stopped at a transient failure; later rows were not sent.
+    pub(crate) stopped_early: bool,
+    /// Rows handled (sent, blocked or rejected) before any stop.
+    handled: usize,
+    reports: Option<Reports>,
 }
 
 fn record(row: &OutboxRow) -> Record<'_> {
@@ -35,56 +53,99 @@ fn record(row: &OutboxRow) -> Record<'_> {
     }
 }
 
+impl InFlight {
+    /// Hands `rows` to `publisher` in order. `blocked` maps keys that are
+    /// blocked behind a rejected row (of this or an earlier batch still in
+    /// flight) to that row's event id; rejections found now are added.
+    pub(crate) fn start<P: Publisher + 'static>(
+        publisher: &Arc<P>,
+        rows: Arc<Vec<OutboxRow>>,
+        blocked: &mut HashMap<String, Uuid>,
+    ) -> InFlight {
+        let mut outcomes = vec![RowOutcome::NotSent; rows.len()];
+        let mut fatal = false;
+        let mut stopped_early = false;
+        let mut handled = 0;
+        let mut pending = Vec::with_capacity(rows.len());
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(behind) = row.blocked_by.or_else(|| blocked.get(&row.key).copied()) {
+                outcomes[i] = RowOutcome::Blocked(behind);
+                handled = i + 1;
+                continue;
+            }
+            let (p, r) = (publisher.clone(), rows.clone());
+            let mut delivery: Pin<Box<dyn Future<Output = Result<Delivery, PublishError>> + Send>> =
+                Box::pin(async move { p.publish(record(&r[i])).await });
+            // The first poll runs `publish`, which queues the record now.
+            match delivery.as_mut().poll(&mut cx) {
+                Poll::Pending => pending.push((i, delivery)),
+                Poll::Ready(Ok(_)) => outcomes[i] = RowOutcome::Delivered,
+                Poll::Ready(Err(e)) if !e.is_retriable() => {
+                    outcomes[i] = RowOutcome::Rejected(e.to_string());
+                    blocked.insert(row.key.clone(), row.event_id);
+                }
+                Poll::Ready(Err(e)) => {
+                    fatal |= e.is_fatal();
+                    outcomes[i] = RowOutcome::Failed(e.to_string());
+                    stopped_early = true;
+                    break;
+                }
+            }
+            handled = i + 1;
+        }
+        let reports: Reports =
+            Box::pin(futures::future::join_all(pending.into_iter().map(|(i, d)| async move { (i, d.await) })));
+        InFlight { rows, outcomes, fatal, stopped_early, handled, reports: Some(reports) }
+    }
+
+    /// Cursor of the last row handed over (or handled without sending); the
+    /// next batch is read after it.
+    pub(crate) fn sent_until(&self) -> Option<Cursor> {
+        self.handled.checked_sub(1).and_then(|i| self.rows.get(i)).map(OutboxRow::cursor)
+    }
+
+    /// Waits for every delivery report. Cancel-safe: if the returned future is
+    /// dropped, calling `finish` again resumes waiting.
+    pub(crate) async fn finish(&mut self, blocked: &mut HashMap<String, Uuid>) -> SendReport {
+        if let Some(reports) = self.reports.as_mut() {
+            for (i, report) in reports.await {
+                self.outcomes[i] = match report {
+                    Ok(_) => RowOutcome::Delivered,
+                    // Rejected by the broker after being sent: rows of its key
+                    // sent after it are out already; rows not yet sent queue
+                    // up behind it.
+                    Err(e) if !e.is_retriable() => {
+                        if let Some(row) = self.rows.get(i) {
+                            blocked.entry(row.key.clone()).or_insert(row.event_id);
+                        }
+                        RowOutcome::Rejected(e.to_string())
+                    }
+                    Err(e) => {
+                        self.fatal |= e.is_fatal();
+                        RowOutcome::Failed(e.to_string())
+                    }
+                };
+            }
+            self.reports = None;
+        }
+        SendReport { outcomes: self.outcomes.clone(), fatal: self.fatal }
+    }
+}
+
 /// Publishes `rows` in order and waits for every delivery report.
-pub(crate) async fn send_batch<P: Publisher>(publisher: &P, rows: &[OutboxRow]) -> SendReport {
-    let mut outcomes = vec![RowOutcome::NotSent; rows.len()];
-    let mut fatal = false;
-    let mut blocked: HashMap<&str, Uuid> = HashMap::new();
-    let mut in_flight = Vec::with_capacity(rows.len());
-
-    for (i, row) in rows.iter().enumerate() {
-        if let Some(behind) = row.blocked_by.or_else(|| blocked.get(row.key.as_str()).copied()) {
-            outcomes[i] = RowOutcome::Blocked(behind);
-            continue;
-        }
-        let mut delivery = Box::pin(publisher.publish(record(row)));
-        match futures::poll!(delivery.as_mut()) {
-            Poll::Pending => in_flight.push((i, delivery)),
-            Poll::Ready(Ok(_)) => outcomes[i] = RowOutcome::Delivered,
-            Poll::Ready(Err(e)) if !e.is_retriable() => {
-                outcomes[i] = RowOutcome::Rejected(e.to_string());
-                blocked.insert(&row.key, row.event_id);
-            }
-            Poll::Ready(Err(e)) => {
-                fatal |= e.is_fatal();
-                outcomes[i] = RowOutcome::Failed(e.to_string());
-                break;
-            }
-        }
-    }
-
-    let reports = futures::future::join_all(in_flight.into_iter().map(|(i, d)| async move { (i, d.await) })).await;
-    for (i, report) in reports {
-        outcomes[i] = match report {
-            Ok(_) => RowOutcome::Delivered,
-            // Rejected by the broker after being sent: later rows of its key
-            // in this batch were already sent too; only not-yet-read rows of
-            // the key will queue up behind it.
-            Err(e) if !e.is_retriable() => RowOutcome::Rejected(e.to_string()),
-            Err(e) => {
-                fatal |= e.is_fatal();
-                RowOutcome::Failed(e.to_string())
-            }
-        };
-    }
-    SendReport { outcomes, fatal }
+#[cfg(test)]
+pub(crate) async fn send_batch<P: Publisher + 'static>(publisher: &Arc<P>, rows: &[OutboxRow]) -> SendReport {
+    let mut blocked = HashMap::new();
+    let mut b = InFlight::start(publisher, Arc::new(rows.to_vec()), &mut blocked);
+    b.finish(&mut blocked).await
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
 
-    use producers::{Delivery, PublishError};
 
     use super::*;
 
@@ -139,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rejected_row_blocks_only_its_key() {
-        let p = Scripted::default();
+        let p = Arc::new(Scripted::default());
         let rows = [row(1, "a", b"big"), row(2, "b", b"1"), row(3, "a", b"2"), row(4, "b", b"3")];
         let r = send_batch(&p, &rows).await;
         assert_eq!(
@@ -156,7 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_immediate_transient_failure_stops_sending() {
-        let p = Scripted::default();
+        let p = Arc::new(Scripted::default());
         let rows = [row(1, "a", b"1"), row(2, "b", b"full"), row(3, "a", b"2")];
         let r = send_batch(&p, &rows).await;
         assert_eq!(r.outcomes[0], RowOutcome::Delivered);
@@ -167,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn rows_of_a_key_parked_earlier_are_not_sent() {
-        let p = Scripted::default();
+        let p = Arc::new(Scripted::default());
         let behind = Uuid::from_u128(99);
         let mut blocked = row(1, "a", b"1");
         blocked.blocked_by = Some(behind);
@@ -176,8 +237,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rejection_blocks_the_key_in_the_next_batch_in_flight() {
+        let p = Arc::new(Scripted::default());
+        let mut blocked = HashMap::new();
+        let first = Arc::new(vec![row(1, "a", b"big"), row(2, "b", b"1")]);
+        let second = Arc::new(vec![row(3, "a", b"2"), row(4, "b", b"3")]);
+        let mut b1 = InFlight::start(&p, first.clone(), &mut blocked);
+        let mut b2 = InFlight::start(&p, second.clone(), &mut blocked);
+        assert_eq!(b1.sent_until(), Some(first[1].cursor()));
+        assert_eq!(b2.sent_until(), Some(second[1].cursor()));
+        let r2 = b2.finish(&mut blocked).await;
+        let r1 = b1.finish(&mut blocked).await;
+        assert!(matches!(r1.outcomes[0], RowOutcome::Rejected(_)));
+        assert_eq!(r2.outcomes, vec![RowOutcome::Blocked(first[0].event_id), RowOutcome::Delivered]);
+        assert_eq!(*p.sent.lock().expect("lock"), vec![b"1".to_vec(), b"3".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn sending_stops_at_a_transient_failure_and_says_where() {
+        let p = Arc::new(Scripted::default());
+        let rows = Arc::new(vec![row(1, "a", b"1"), row(2, "b", b"full"), row(3, "c", b"3")]);
+        let b = InFlight::start(&p, rows.clone(), &mut HashMap::new());
+        assert!(b.stopped_early);
+        assert_eq!(b.sent_until(), Some(rows[0].cursor()));
+        let rows = Arc::new(vec![row(1, "a", b"full")]);
+        assert_eq!(InFlight::start(&p, rows, &mut HashMap::new()).sent_until(), None);
+    }
+
+    #[tokio::test]
     async fn a_late_failure_is_reported_for_its_row() {
-        let p = Scripted::default();
+        let p = Arc::new(Scripted::default());
         let rows = [row(1, "a", b"1"), row(2, "a", b"late"), row(3, "a", b"3")];
         let r = send_batch(&p, &rows).await;
         assert_eq!(r.outcomes[0], RowOutcome::Delivered);

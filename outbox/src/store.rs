@@ -60,11 +60,17 @@ pub struct Batch {
     pub watermark: i64,
     /// Rows after the cursor with `pos < watermark`, in (pos, id) order.
     pub rows: Vec<OutboxRow>,
+    /// Whether committed rows after the cursor wait for the watermark (an
+    /// older transaction is still open): worth looking again soon.
+    pub held_back: bool,
 }
 
 const FETCH: &str = r#"
 WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-SELECT s.xmin::text::bigint AS watermark, o.*
+SELECT s.xmin::text::bigint AS watermark,
+       EXISTS (SELECT 1 FROM outbox h WHERE h.lane = $1 AND h.pos >= s.xmin
+                 AND (h.pos, h.id) > ($2::bigint::text::xid8, $3::bigint)) AS held_back,
+       o.*
 FROM s LEFT JOIN LATERAL (
     SELECT o.id, o.pos::text::bigint AS pos, o.event_id, o.topic, o.msg_key,
            o.header_names, o.header_values, o.payload, o.created_at,
@@ -93,6 +99,7 @@ pub async fn fetch(pool: &PgPool, lane: i32, after: Cursor, limit: i64) -> Resul
     let mut batch = Batch::default();
     for r in rows {
         batch.watermark = r.try_get("watermark").map_err(err)?;
+        batch.held_back = r.try_get("held_back").map_err(err)?;
         let Some(id) = r.try_get::<Option<i64>, _>("id").map_err(err)? else { continue };
         batch.rows.push(OutboxRow {
             id,
@@ -164,6 +171,19 @@ pub async fn commit(
 ) -> Result<(), OutboxError> {
     let lane = lease.lane;
     let err = |source| OutboxError::Commit { lane, source };
+    let advance = || {
+        sqlx::query(ADVANCE).bind(lane).bind(lease.owner).bind(lease.epoch).bind(to.pos).bind(to.id).bind(lease_ms)
+    };
+    if parked.is_empty() {
+        // The common case: one autocommit statement, so the relay holds a
+        // transaction id (which holds back every relay's watermark) only for
+        // the statement itself.
+        let moved = advance().execute(pool).await.map_err(err)?;
+        if moved.rows_affected() != 1 {
+            return Err(OutboxError::LeaseLost { lane, epoch: lease.epoch });
+        }
+        return Ok(());
+    }
     let mut tx = pool.begin().await.map_err(err)?;
     for p in parked {
         sqlx::query(PARK)
@@ -176,16 +196,7 @@ pub async fn commit(
             .await
             .map_err(err)?;
     }
-    let moved = sqlx::query(ADVANCE)
-        .bind(lane)
-        .bind(lease.owner)
-        .bind(lease.epoch)
-        .bind(to.pos)
-        .bind(to.id)
-        .bind(lease_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
+    let moved = advance().execute(&mut *tx).await.map_err(err)?;
     if moved.rows_affected() != 1 {
         // Dropping `tx` rolls the parked rows back too.
         return Err(OutboxError::LeaseLost { lane, epoch: lease.epoch });

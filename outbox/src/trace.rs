@@ -39,6 +39,25 @@ mod tests {
     }
 
     #[test]
+    fn captures_the_current_opentelemetry_span() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("place order");
+            let _entered = span.enter();
+            let (parent, state) = current_span_context().expect("inside a trace");
+            let parts: Vec<&str> = parent.split('-').collect();
+            assert_eq!(parts.len(), 4, "{parent}");
+            assert_eq!((parts[0], parts[1].len(), parts[2].len(), parts[3]), ("00", 32, 16, "01"));
+            assert_eq!(state, None);
+        });
+    }
+
+    #[test]
     fn no_context_outside_a_trace() {
         assert_eq!(current_span_context(), None);
     }
