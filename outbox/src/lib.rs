@@ -33,6 +33,8 @@
 //! * [`metrics`] — backlog, oldest age, publish rate and commit→ack latency
 //!   through `tracing` (OpenTelemetry-ready field names).
 //! * [`parked`] — listing and discarding parked rows.
+//! * [`reply`](mod@reply) — [`enqueue_reply`]: a consumer handler's reply, in
+//!   the handler's transaction, correlated and caused by what it answers.
 //!
 //! ## Ordering and gap-freedom
 //! Each row carries `tx` (its transaction id, `xid8`) and `pos`, its
@@ -84,12 +86,14 @@ pub mod lease;
 pub mod metrics;
 pub mod parked;
 mod relay;
+pub mod reply;
 mod send;
 pub mod store;
 mod trace;
 mod wakeup;
 
 pub use enqueue::{Enqueued, NOTIFY_CHANNEL, enqueue};
+pub use reply::enqueue_reply;
 pub use error::OutboxError;
 pub use metrics::RelayStats;
 pub use parked::{ParkedRow, discard_parked, list_parked};

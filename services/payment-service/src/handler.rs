@@ -9,7 +9,7 @@
 use chrono::Utc;
 use consumers::{Handler, HandlerError, InboundMessage};
 use events::messages::payment::{AuthorizePayment, PaymentAuthorized, PaymentDeclined, PaymentVoided, VoidPayment};
-use events::{Message, OutgoingMessage};
+use outbox::enqueue_reply as reply;
 use sqlx::{Postgres, Transaction};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -172,32 +172,3 @@ fn declined(order_id: Uuid, reason: &str) -> PaymentDeclined {
     PaymentDeclined { order_id, reason: reason.to_owned(), declined_at: Utc::now() }
 }
 
-/// Enqueues `reply` in `tx`: correlated with the command's saga, caused by
-/// the command's event, in the command's trace.
-async fn reply<M: Message>(
-    tx: &mut Transaction<'_, Postgres>,
-    command: &InboundMessage,
-    reply: &M,
-) -> Result<(), HandlerError> {
-    let env = &command.envelope;
-    let mut message = OutgoingMessage::new(reply)
-        .map_err(|e| HandlerError::permanent(format!("encoding {}: {e}", M::NAME)))?
-        .caused_by(env.event_id);
-    if let Some(saga) = env.correlation_id {
-        message = message.correlated_with(saga);
-    }
-    // Without an OpenTelemetry subscriber `enqueue` captures no span context:
-    // carry the command's own, so the trace still links up.
-    if telemetry::current_traceparent().is_none() {
-        message = message.with_trace_context(env.traceparent.clone(), env.tracestate.clone());
-    }
-    outbox::enqueue(tx, &message).await.map_err(|e| match &e {
-        outbox::error::OutboxError::Enqueue(source)
-            if consumers::classify::sqlx_error(source) == consumers::ErrorClass::Transient =>
-        {
-            HandlerError::transient(e)
-        }
-        _ => HandlerError::permanent(e),
-    })?;
-    Ok(())
-}
