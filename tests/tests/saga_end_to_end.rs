@@ -1,0 +1,157 @@
+//! The whole system, end to end, against the real broker and real
+//! PostgreSQL: four service databases, four outbox relays, the orchestrator,
+//! the inventory and payment services and the order service's verdict
+//! consumer, all talking only through Kafka. Three orders take the three
+//! roads of the saga:
+//!
+//! 1. stock and payment available → APPROVED, stock committed;
+//! 2. not enough stock → REJECTED, nothing to compensate;
+//! 3. payment declined → stock reserved, then released in compensation →
+//!    REJECTED, stock back where it was.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use consumers::{Consumer, ConsumerConfig};
+use events::messages::order::OrderLine;
+use order_service::request::ValidOrder;
+use outbox::{OutboxRelay, RelayConfig};
+use producers::ProducerConfig;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+fn relay_config(name: &str) -> RelayConfig {
+    RelayConfig {
+        relay_id: format!("{name}-relay"),
+        poll_interval: Duration::from_millis(200),
+        lease_ttl: Duration::from_secs(5),
+        cleanup_interval: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+fn consumer_config(bootstrap: &str, group: &str, topic: &str) -> ConsumerConfig {
+    ConsumerConfig::new(bootstrap, group, &[topic])
+}
+
+async fn database(env: &testkit::Environment) -> anyhow::Result<PgPool> {
+    Ok(PgPool::connect(&env.postgres.fresh_database().await?).await?)
+}
+
+fn order(sku: &str, quantity: i32, unit_price_minor: i64) -> ValidOrder {
+    ValidOrder {
+        customer_id: Uuid::new_v4(),
+        currency: "EUR".into(),
+        lines: vec![OrderLine { sku: sku.into(), quantity, unit_price_minor }],
+        total_minor: i64::from(quantity) * unit_price_minor,
+        channel: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<()> {
+    let env = testkit::Environment::start().await?;
+    env.broker.create_system_topics(3).await?;
+    let bootstrap = env.broker.bootstrap_servers().to_owned();
+
+    let orders = database(&env).await?;
+    let inventory = database(&env).await?;
+    let payment = database(&env).await?;
+    let orchestrator = database(&env).await?;
+    order_service::migrate(&orders).await?;
+    inventory_service::migrate(&inventory).await?;
+    payment_service::migrate(&payment).await?;
+    saga_orchestrator::migrate(&orchestrator).await?;
+    let mut conn = inventory.acquire().await?;
+    inventory_service::seed::seed_stock(&mut conn, &[("SKU-A".into(), 10), ("SKU-B".into(), 1)]).await?;
+    drop(conn);
+
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for (name, pool) in [("orders", &orders), ("inventory", &inventory), ("payment", &payment), ("orchestrator", &orchestrator)] {
+        let relay = OutboxRelay::new(pool.clone(), ProducerConfig::new(bootstrap.clone()), relay_config(name))?;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move { relay.run(stop).await.map_err(anyhow::Error::from) }));
+    }
+    let inventory_consumer = Consumer::new(
+        consumer_config(&bootstrap, "inventory-service", events::topics::INVENTORY_COMMANDS),
+        inventory.clone(),
+        inventory_service::InventoryHandler,
+    )?;
+    let payment_consumer = Consumer::new(
+        consumer_config(&bootstrap, "payment-service", events::topics::PAYMENT_COMMANDS),
+        payment.clone(),
+        payment_service::PaymentHandler { max_amount_minor: 5_000 },
+    )?;
+    let verdicts = Consumer::new(
+        consumer_config(&bootstrap, "order-service", events::topics::ORDER_EVENTS),
+        orders.clone(),
+        order_service::outcome::OutcomeHandler,
+    )?;
+    let saga = saga_orchestrator::Orchestrator::new(
+        orchestrator.clone(),
+        saga_orchestrator::OrchestratorConfig::new(bootstrap.clone(), "saga-orchestrator"),
+    )?;
+    {
+        let s = stop.clone();
+        tasks.push(tokio::spawn(async move { inventory_consumer.run(s).await.map_err(anyhow::Error::from) }));
+        let s = stop.clone();
+        tasks.push(tokio::spawn(async move { payment_consumer.run(s).await.map_err(anyhow::Error::from) }));
+        let s = stop.clone();
+        tasks.push(tokio::spawn(async move { verdicts.run(s).await.map_err(anyhow::Error::from) }));
+        let s = stop.clone();
+        tasks.push(tokio::spawn(async move { saga.run(s).await.map_err(anyhow::Error::from) }));
+    }
+
+    let approved = order_service::store::place_order(&orders, order("SKU-A", 2, 1_000)).await?;
+    let no_stock = order_service::store::place_order(&orders, order("SKU-B", 5, 100)).await?;
+    let declined = order_service::store::place_order(&orders, order("SKU-A", 1, 9_000)).await?;
+    let ids = [approved.order_id, no_stock.order_id, declined.order_id];
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let statuses = loop {
+        let mut statuses = Vec::new();
+        for id in ids {
+            let view = order_service::store::get_order(&orders, id).await?.context("order vanished")?;
+            statuses.push((view.status, view.reason));
+        }
+        if statuses.iter().all(|(s, _)| s != "PENDING") {
+            break statuses;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "sagas still pending after 180 s: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(statuses[0].0, "APPROVED", "{statuses:?}");
+    assert_eq!(statuses[1].0, "REJECTED", "{statuses:?}");
+    assert!(statuses[1].1.as_deref().unwrap_or("").contains("SKU-B"), "{statuses:?}");
+    assert_eq!(statuses[2].0, "REJECTED", "{statuses:?}");
+    assert!(statuses[2].1.as_deref().unwrap_or("").contains("declined"), "{statuses:?}");
+
+    // Inventory: order 1's two units are gone for good; order 3's unit was
+    // reserved and released again; SKU-B never moved.
+    let stock: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT sku, on_hand::bigint, reserved::bigint FROM stock ORDER BY sku").fetch_all(&inventory).await?;
+    assert_eq!(stock, vec![("SKU-A".into(), 8, 0), ("SKU-B".into(), 1, 0)]);
+    let reservations: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT order_id, status FROM reservations").fetch_all(&inventory).await?;
+    let status_of = |id: Uuid| reservations.iter().find(|(o, _)| *o == id).map(|(_, s)| s.as_str());
+    assert_eq!(status_of(ids[0]), Some("COMMITTED"));
+    assert_eq!(status_of(ids[1]), Some("FAILED"));
+    assert_eq!(status_of(ids[2]), Some("RELEASED"));
+    // Payment: one authorization, one decline, nothing for the order without stock.
+    let payments: Vec<(Uuid, String)> = sqlx::query_as("SELECT order_id, status FROM payments").fetch_all(&payment).await?;
+    assert_eq!(payments.len(), 2, "{payments:?}");
+    assert!(payments.contains(&(ids[0], "AUTHORIZED".into())), "{payments:?}");
+    assert!(payments.contains(&(ids[2], "DECLINED".into())), "{payments:?}");
+    // The orchestrator's record agrees.
+    let sagas: Vec<(Uuid, String)> = sqlx::query_as("SELECT saga_id, status FROM saga").fetch_all(&orchestrator).await?;
+    assert_eq!(sagas.len(), 3);
+    assert!(sagas.contains(&(ids[0], "APPROVED".into())), "{sagas:?}");
+
+    stop.cancel();
+    for t in tasks {
+        t.await.context("task panicked")??;
+    }
+    Ok(())
+}
