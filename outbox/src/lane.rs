@@ -164,7 +164,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         }
 
         let poll = if held_back {
-            (cfg.watermark_poll_interval * 2u32.pow(held_polls.saturating_sub(1).min(10))).min(cfg.poll_interval)
+            // Doubling stops at 8x (40 ms by default): under a steady stream of
+            // commits some transaction is nearly always open, and a longer
+            // pause here becomes the relay's tail latency.
+            (cfg.watermark_poll_interval * 2u32.pow(held_polls.saturating_sub(1).min(3))).min(cfg.poll_interval)
         } else {
             cfg.poll_interval
         };
