@@ -113,7 +113,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let now = SystemTime::now().into();
     let id = Uuid::now_v7;
     let lines: Vec<OrderLine> = (1..=3)
-        .map(|i| OrderLine { sku: format!("SKU-{i:05}"), quantity: i, unit_price_minor: 1_999 * i64::from(i) })
+        .map(|i| OrderLine {
+            sku: format!("SKU-{i:05}"),
+            quantity: i,
+            unit_price_minor: 1_999 * i64::from(i),
+        })
         .collect();
     let stock: Vec<StockLine> =
         lines.iter().map(|l| StockLine { sku: l.sku.clone(), quantity: l.quantity }).collect();
@@ -179,9 +183,27 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     let v1_bytes = codec::encode(&created_v1)?;
     let v2_bytes = codec::encode(&created)?;
-    rows.push(measure_decode_only::<OrderCreated>("OrderCreated v1 data", "decode as v2", &v1_bytes, count, false)?);
-    rows.push(measure_decode_only::<v1::OrderCreated>("OrderCreated v2 data", "decode as v1", &v2_bytes, count, false)?);
-    rows.push(measure_decode_only::<OrderCreated>("OrderCreated v2 data", "decode_json", &v2_bytes, count, true)?);
+    rows.push(measure_decode_only::<OrderCreated>(
+        "OrderCreated v1 data",
+        "decode as v2",
+        &v1_bytes,
+        count,
+        false,
+    )?);
+    rows.push(measure_decode_only::<v1::OrderCreated>(
+        "OrderCreated v2 data",
+        "decode as v1",
+        &v2_bytes,
+        count,
+        false,
+    )?);
+    rows.push(measure_decode_only::<OrderCreated>(
+        "OrderCreated v2 data",
+        "decode_json",
+        &v2_bytes,
+        count,
+        true,
+    )?);
 
     println!("codec: {count} operations per row, release build expected\n");
     let mut table = Table::new(["message", "operation", "bytes", "msgs/s", "MB/s", "ns/msg"]);

@@ -115,11 +115,7 @@ impl Run {
 }
 
 fn rates(runs: &[Run], mode: Mode, events: usize) -> Vec<f64> {
-    let mut v: Vec<f64> = runs
-        .iter()
-        .filter(|r| r.mode == mode)
-        .map(|r| r.rate(events))
-        .collect();
+    let mut v: Vec<f64> = runs.iter().filter(|r| r.mode == mode).map(|r| r.rate(events)).collect();
     v.sort_by(f64::total_cmp);
     v
 }
@@ -138,18 +134,11 @@ fn median(runs: &[Run], mode: Mode, events: usize) -> f64 {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.events >= 2 && args.rounds >= 1,
-        "need at least 2 events and 1 round"
-    );
+    anyhow::ensure!(args.events >= 2 && args.rounds >= 1, "need at least 2 events and 1 round");
     eprintln!("starting broker and postgres containers...");
-    let env = testkit::Environment::start()
-        .await
-        .context("start containers")?;
+    let env = testkit::Environment::start().await.context("start containers")?;
     let bootstrap = env.broker.bootstrap_servers().to_owned();
-    env.broker
-        .create_topics(&[TOPIC, &events::topics::dead_letter_topic(TOPIC)], 1)
-        .await?;
+    env.broker.create_topics(&[TOPIC, &events::topics::dead_letter_topic(TOPIC)], 1).await?;
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .connect(&env.postgres.fresh_database().await?)
@@ -160,10 +149,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
 
-    eprintln!(
-        "producing {} records of {} bytes...",
-        args.events, args.payload_bytes
-    );
+    eprintln!("producing {} records of {} bytes...", args.events, args.payload_bytes);
     produce(&bootstrap, args.events, args.payload_bytes).await?;
 
     let mut runs = Vec::new();
@@ -173,22 +159,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let group = format!("bench-{}", Uuid::new_v4().simple());
             let (first_record, steady) = match mode {
                 Mode::FetchOnly => fetch_only(&bootstrap, &group, args.events).await?,
-                Mode::NoInbox => {
-                    consume(&bootstrap, &group, &pool, InboxMode::Disabled, args.events).await?
-                }
-                Mode::Inbox => {
-                    consume(&bootstrap, &group, &pool, InboxMode::Enabled, args.events).await?
-                }
+                Mode::NoInbox => consume(&bootstrap, &group, &pool, InboxMode::Disabled, args.events).await?,
+                Mode::Inbox => consume(&bootstrap, &group, &pool, InboxMode::Enabled, args.events).await?,
             };
-            runs.push(Run {
-                mode,
-                round,
-                first_record,
-                steady,
-            });
-            sqlx::query("TRUNCATE bench_effects, consumer_inbox")
-                .execute(&pool)
-                .await?;
+            runs.push(Run { mode, round, first_record, steady });
+            sqlx::query("TRUNCATE bench_effects, consumer_inbox").execute(&pool).await?;
         }
     }
 
@@ -198,13 +173,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         args.events,
         env.broker.image().full()
     );
-    let mut table = Table::new([
-        "mode",
-        "round",
-        "first record after",
-        "applied in",
-        "events/s",
-    ]);
+    let mut table = Table::new(["mode", "round", "first record after", "applied in", "events/s"]);
     for r in &runs {
         table.row(vec![
             r.mode.label().to_owned(),
@@ -217,12 +186,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     table.print();
 
     println!();
-    let mut summary = Table::new([
-        "mode",
-        "best events/s",
-        "median events/s",
-        "best vs no inbox",
-    ]);
+    let mut summary = Table::new(["mode", "best events/s", "median events/s", "best vs no inbox"]);
     let plain = best(&runs, Mode::NoInbox, args.events);
     for mode in [Mode::FetchOnly, Mode::NoInbox, Mode::Inbox] {
         let b = best(&runs, mode, args.events);
@@ -237,12 +201,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 format!("{v:.0}")
             }
         };
-        summary.row(vec![
-            mode.label().to_owned(),
-            shown(b),
-            shown(median(&runs, mode, args.events)),
-            ratio,
-        ]);
+        summary.row(vec![mode.label().to_owned(), shown(b), shown(median(&runs, mode, args.events)), ratio]);
     }
     summary.print();
     println!();
@@ -257,30 +216,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Produces `n` records with a valid envelope (headers) and a random-ish body.
 async fn produce(bootstrap: &str, n: usize, payload_bytes: usize) -> anyhow::Result<()> {
-    let publisher =
-        KafkaPublisher::new(&ProducerConfig::new(bootstrap)).context("create producer")?;
+    let publisher = KafkaPublisher::new(&ProducerConfig::new(bootstrap)).context("create producer")?;
     let payload: Vec<u8> = (0..payload_bytes).map(|i| (i % 251) as u8).collect();
     let records: Vec<[(&'static str, String); 6]> = (0..n)
         .map(|i| {
             [
-                (
-                    events::envelope::header::EVENT_ID,
-                    Uuid::now_v7().to_string(),
-                ),
-                (
-                    events::envelope::header::MESSAGE_TYPE,
-                    "bench.Event".to_owned(),
-                ),
+                (events::envelope::header::EVENT_ID, Uuid::now_v7().to_string()),
+                (events::envelope::header::MESSAGE_TYPE, "bench.Event".to_owned()),
                 (events::envelope::header::SCHEMA_VERSION, "1".to_owned()),
                 (events::envelope::header::AGGREGATE_TYPE, "bench".to_owned()),
-                (
-                    events::envelope::header::AGGREGATE_ID,
-                    format!("agg-{}", i % 100),
-                ),
-                (
-                    events::envelope::header::OCCURRED_AT,
-                    "2026-01-01T00:00:00Z".to_owned(),
-                ),
+                (events::envelope::header::AGGREGATE_ID, format!("agg-{}", i % 100)),
+                (events::envelope::header::OCCURRED_AT, "2026-01-01T00:00:00Z".to_owned()),
             ]
         })
         .collect();
@@ -308,10 +254,7 @@ struct Clock {
 
 impl Clock {
     fn new() -> Self {
-        Clock {
-            started: Instant::now(),
-            first: None,
-        }
+        Clock { started: Instant::now(), first: None }
     }
 
     fn saw(&mut self, finished: u64) {
@@ -358,18 +301,11 @@ async fn consume(
     cancel.cancel();
     running.await??;
     let s = stats.snapshot();
-    anyhow::ensure!(
-        s.applied == n as u64 && s.dead_lettered == 0,
-        "unexpected outcome: {s:?}"
-    );
+    anyhow::ensure!(s.applied == n as u64 && s.dead_lettered == 0, "unexpected outcome: {s:?}");
     Ok(result)
 }
 
-async fn fetch_only(
-    bootstrap: &str,
-    group: &str,
-    n: usize,
-) -> anyhow::Result<(Duration, Duration)> {
+async fn fetch_only(bootstrap: &str, group: &str, n: usize) -> anyhow::Result<(Duration, Duration)> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)

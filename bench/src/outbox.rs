@@ -119,7 +119,8 @@ async fn raw_producer(bootstrap: &str, msgs: &[OutgoingMessage]) -> anyhow::Resu
     // Warm-up: connection, metadata, producer id.
     publisher.publish(Record::from_outgoing(&msgs[0], &headers[0])).await.context("warm-up record")?;
     let started = Instant::now();
-    let pending: Vec<_> = msgs.iter().zip(&headers).map(|(m, h)| publisher.publish(Record::from_outgoing(m, h))).collect();
+    let pending: Vec<_> =
+        msgs.iter().zip(&headers).map(|(m, h)| publisher.publish(Record::from_outgoing(m, h))).collect();
     for r in futures::future::join_all(pending).await {
         r.context("raw publish")?;
     }
@@ -167,7 +168,11 @@ async fn raw_latency(bootstrap: &str, msgs: &[OutgoingMessage], rate: u64) -> an
 
 /// (b) Commits every message in one transaction; msg/s until the relay
 /// recorded the last one.
-async fn relay_throughput(pool: &PgPool, stats: &outbox::StatsHandle, msgs: &[OutgoingMessage]) -> anyhow::Result<f64> {
+async fn relay_throughput(
+    pool: &PgPool,
+    stats: &outbox::StatsHandle,
+    msgs: &[OutgoingMessage],
+) -> anyhow::Result<f64> {
     let before = stats.get().published;
     let mut tx = pool.begin().await?;
     for m in msgs {
@@ -176,7 +181,8 @@ async fn relay_throughput(pool: &PgPool, stats: &outbox::StatsHandle, msgs: &[Ou
     tx.commit().await?;
     let started = Instant::now();
     let target = before + msgs.len() as u64;
-    wait_for("the relay to publish the batch", Duration::from_secs(600), || stats.get().published >= target).await?;
+    wait_for("the relay to publish the batch", Duration::from_secs(600), || stats.get().published >= target)
+        .await?;
     Ok(msgs.len() as f64 / started.elapsed().as_secs_f64())
 }
 
@@ -225,7 +231,12 @@ async fn steady_latency(
 /// (d) Mean duration of a business transaction without the outbox insert,
 /// with one extra round trip (`SELECT 1`: the floor of any extra statement),
 /// and with the outbox insert.
-async fn business_tx(pool: &PgPool, msgs: &[OutgoingMessage], per_round: usize, rounds: usize) -> anyhow::Result<[Duration; 3]> {
+async fn business_tx(
+    pool: &PgPool,
+    msgs: &[OutgoingMessage],
+    per_round: usize,
+    rounds: usize,
+) -> anyhow::Result<[Duration; 3]> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS bench_orders (id uuid PRIMARY KEY, customer text NOT NULL, \
          amount_cents bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
@@ -286,7 +297,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let steady = messages(usize::try_from(args.rate * args.latency_secs)?, args.keys, args.payload_bytes)?;
 
     eprintln!("(c) floor: raw producer send->ack at {}/s ...", args.rate);
-    let raw_lat = raw_latency(&bootstrap, &steady[..steady.len().min(usize::try_from(args.rate * 5)?)], args.rate).await?;
+    let raw_lat =
+        raw_latency(&bootstrap, &steady[..steady.len().min(usize::try_from(args.rate * 5)?)], args.rate)
+            .await?;
 
     let config = RelayConfig {
         batch_size: args.batch_size,
@@ -301,7 +314,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let task = tokio::spawn(relay.run(cancel.clone()));
     let lanes = i64::from(args.lanes);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox_lanes WHERE lease_until > now()").fetch_one(&pool).await?
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox_lanes WHERE lease_until > now()")
+        .fetch_one(&pool)
+        .await?
         < lanes
     {
         anyhow::ensure!(Instant::now() < deadline, "the relay did not take its lanes");
@@ -323,7 +338,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let (raw, relayed) = (median(&mut raws), median(&mut relays));
 
     eprintln!("(c) commit->ack at {}/s for {} s ...", args.rate, args.latency_secs);
-    let (latency, tx_time, achieved) = steady_latency(&pool, &stats, &steady, args.rate, args.latency_secs).await?;
+    let (latency, tx_time, achieved) =
+        steady_latency(&pool, &stats, &steady, args.rate, args.latency_secs).await?;
     cancel.cancel();
     task.await.context("relay task")??;
 
@@ -351,7 +367,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         String::new(),
         String::new(),
     ]);
-    t.row(vec!["(c) commit->ack p99".into(), ms(latency.value_at_quantile(0.99)), String::new(), "< 50 ms".into()]);
+    t.row(vec![
+        "(c) commit->ack p99".into(),
+        ms(latency.value_at_quantile(0.99)),
+        String::new(),
+        "< 50 ms".into(),
+    ]);
     t.row(vec!["(c) commit->ack max".into(), ms(latency.max()), String::new(), String::new()]);
     t.row(vec![
         "(c) of which: writer transaction p50 / p99".into(),
@@ -365,7 +386,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         String::new(),
         String::new(),
     ]);
-    t.row(vec!["(d) business tx without outbox".into(), format!("{:.0} µs", without.as_secs_f64() * 1e6), "1.00".into(), String::new()]);
+    t.row(vec![
+        "(d) business tx without outbox".into(),
+        format!("{:.0} µs", without.as_secs_f64() * 1e6),
+        "1.00".into(),
+        String::new(),
+    ]);
     t.row(vec![
         "(d) business tx + one extra round trip (SELECT 1)".into(),
         format!("{:.0} µs", round_trip.as_secs_f64() * 1e6),

@@ -25,8 +25,11 @@ impl Table {
             }
         }
         let line = |cells: &[String]| {
-            let parts: Vec<String> =
-                cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = width.get(i).copied().unwrap_or(0))).collect();
+            let parts: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{:<w$}", c, w = width.get(i).copied().unwrap_or(0)))
+                .collect();
             println!("| {} |", parts.join(" | "));
         };
         line(&self.header);

@@ -64,7 +64,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             .map(|h| h.iter().map(|x| (x.key, x.value.unwrap_or_default())).collect())
             .unwrap_or_default();
         let text = |name: &str| {
-            headers.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            headers
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
         };
         let position = format!("{}[{}]@{}", msg.topic(), msg.partition(), msg.offset());
         let Some(original) = text(dlq::ORIGINAL_TOPIC) else {

@@ -80,9 +80,15 @@ fn tail(args: Args) -> anyhow::Result<()> {
             None => Value::Null,
         };
         if args.short {
-            let message_type = headers.get(events::envelope::header::MESSAGE_TYPE).and_then(Value::as_str).unwrap_or("?");
+            let message_type =
+                headers.get(events::envelope::header::MESSAGE_TYPE).and_then(Value::as_str).unwrap_or("?");
             let key = msg.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-            println!("{:<20} p{:<2} offset {:<6} {key}  {message_type}", args.topic, msg.partition(), msg.offset());
+            println!(
+                "{:<20} p{:<2} offset {:<6} {key}  {message_type}",
+                args.topic,
+                msg.partition(),
+                msg.offset()
+            );
             continue;
         }
         let line = json!({

@@ -30,10 +30,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|n| NewTopic::new(n, args.partitions, TopicReplication::Fixed(args.replication)))
         .collect();
-    let results = admin
-        .create_topics(&new, &AdminOptions::new())
-        .await
-        .context("CreateTopics request failed")?;
+    let results =
+        admin.create_topics(&new, &AdminOptions::new()).await.context("CreateTopics request failed")?;
     for r in results {
         match r {
             Ok(t) => println!("created {t}"),

@@ -16,8 +16,11 @@ fn saga(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Every record of `topic`: (key, payload, headers).
-fn read_all(bootstrap: &str, topic: &str, want: usize) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>, Vec<(String, String)>)>> {
+/// One record as read back: key, payload, headers.
+type Seen = (Vec<u8>, Vec<u8>, Vec<(String, String)>);
+
+/// Every record of `topic`.
+fn read_all(bootstrap: &str, topic: &str, want: usize) -> anyhow::Result<Vec<Seen>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("check-{}", uuid::Uuid::new_v4()))
@@ -33,11 +36,20 @@ fn read_all(bootstrap: &str, topic: &str, want: usize) -> anyhow::Result<Vec<(Ve
                 .headers()
                 .map(|h| {
                     h.iter()
-                        .map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
+                        .map(|x| {
+                            (
+                                x.key.to_owned(),
+                                String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
-            out.push((m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec(), headers));
+            out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
         }
     }
     Ok(out)
@@ -59,7 +71,10 @@ async fn dead_letters_go_back_once_with_their_event_id() -> anyhow::Result<()> {
         .insert(Header { key: "dlq-error-class", value: Some("transient") })
         .insert(Header { key: "dlq-error-message", value: Some("database unavailable") });
     producer
-        .send(FutureRecord::to(dlq_topic).key("order-1").payload("body").headers(headers), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(dlq_topic).key("order-1").payload("body").headers(headers),
+            Duration::from_secs(10),
+        )
         .await
         .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
 

@@ -94,15 +94,11 @@ mod tests {
 
     #[test]
     fn sqlstates() {
-        for code in [
-            "40001", "40P01", "55P03", "57014", "57P01", "57P03", "08006", "08001", "53300",
-            "58030",
-        ] {
+        for code in ["40001", "40P01", "55P03", "57014", "57P01", "57P03", "08006", "08001", "53300", "58030"]
+        {
             assert_eq!(sqlstate(code), ErrorClass::Transient, "{code}");
         }
-        for code in [
-            "23505", "23503", "22P02", "22003", "42P01", "42601", "P0001", "XX000",
-        ] {
+        for code in ["23505", "23503", "22P02", "22003", "42P01", "42601", "P0001", "XX000"] {
             assert_eq!(sqlstate(code), ErrorClass::Permanent, "{code}");
         }
     }
@@ -111,24 +107,12 @@ mod tests {
     fn sqlx_variants() {
         let io = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"));
         assert_eq!(sqlx_error(&io), ErrorClass::Transient);
-        assert_eq!(
-            sqlx_error(&sqlx::Error::PoolTimedOut),
-            ErrorClass::Transient
-        );
+        assert_eq!(sqlx_error(&sqlx::Error::PoolTimedOut), ErrorClass::Transient);
         assert_eq!(sqlx_error(&sqlx::Error::PoolClosed), ErrorClass::Transient);
-        assert_eq!(
-            sqlx_error(&sqlx::Error::Protocol("unexpected eof".into())),
-            ErrorClass::Transient
-        );
+        assert_eq!(sqlx_error(&sqlx::Error::Protocol("unexpected eof".into())), ErrorClass::Transient);
         assert_eq!(sqlx_error(&sqlx::Error::RowNotFound), ErrorClass::Permanent);
-        assert_eq!(
-            sqlx_error(&sqlx::Error::ColumnNotFound("x".into())),
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            sqlx_error(&sqlx::Error::InvalidArgument("x".into())),
-            ErrorClass::Permanent
-        );
+        assert_eq!(sqlx_error(&sqlx::Error::ColumnNotFound("x".into())), ErrorClass::Permanent);
+        assert_eq!(sqlx_error(&sqlx::Error::InvalidArgument("x".into())), ErrorClass::Permanent);
     }
 
     #[test]

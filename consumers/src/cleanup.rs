@@ -52,9 +52,7 @@ impl InboxRetention {
     /// Rejects a zero retention, batch size or interval.
     pub fn validate(&self) -> Result<(), String> {
         if self.retention.is_zero() {
-            return Err(
-                "inbox retention must be longer than the redelivery horizon, not zero".into(),
-            );
+            return Err("inbox retention must be longer than the redelivery horizon, not zero".into());
         }
         if self.batch_size <= 0 {
             return Err("inbox cleanup batch size must be positive".into());
@@ -129,20 +127,11 @@ mod tests {
 
     #[test]
     fn zero_values_are_rejected() {
-        let zero = InboxRetention {
-            retention: Duration::ZERO,
-            ..Default::default()
-        };
+        let zero = InboxRetention { retention: Duration::ZERO, ..Default::default() };
         assert!(zero.validate().is_err());
-        let batch = InboxRetention {
-            batch_size: 0,
-            ..Default::default()
-        };
+        let batch = InboxRetention { batch_size: 0, ..Default::default() };
         assert!(batch.validate().is_err());
-        let interval = InboxRetention {
-            interval: Duration::ZERO,
-            ..Default::default()
-        };
+        let interval = InboxRetention { interval: Duration::ZERO, ..Default::default() };
         assert!(interval.validate().is_err());
     }
 }

@@ -90,11 +90,7 @@ impl Default for ConsumerConfig {
 
 impl ConsumerConfig {
     /// A default configuration for `group_id` reading `topics`.
-    pub fn new(
-        bootstrap_servers: impl Into<String>,
-        group_id: impl Into<String>,
-        topics: &[&str],
-    ) -> Self {
+    pub fn new(bootstrap_servers: impl Into<String>, group_id: impl Into<String>, topics: &[&str]) -> Self {
         ConsumerConfig {
             bootstrap_servers: bootstrap_servers.into(),
             group_id: group_id.into(),
@@ -106,11 +102,7 @@ impl ConsumerConfig {
     /// The inbox name: [`consumer_name`](Self::consumer_name), or the group
     /// id when it is empty.
     pub fn inbox_name(&self) -> &str {
-        if self.consumer_name.is_empty() {
-            &self.group_id
-        } else {
-            &self.consumer_name
-        }
+        if self.consumer_name.is_empty() { &self.group_id } else { &self.consumer_name }
     }
 
     /// Checks the settings that would otherwise fail late or silently.
@@ -124,11 +116,7 @@ impl ConsumerConfig {
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             return Err("topics must be a non-empty list of topic names".into());
         }
-        if let Some(t) = self
-            .topics
-            .iter()
-            .find(|t| t.ends_with(events::topics::DLQ_SUFFIX))
-        {
+        if let Some(t) = self.topics.iter().find(|t| t.ends_with(events::topics::DLQ_SUFFIX)) {
             return Err(format!(
                 "topic `{t}` is a dead-letter topic; its failures would go to `{t}{}`",
                 events::topics::DLQ_SUFFIX
@@ -190,24 +178,15 @@ mod tests {
         assert_eq!(valid().validate(), Ok(()));
         assert!(ConsumerConfig::default().validate().is_err());
         assert_eq!(valid().inbox_name(), "inventory");
-        let named = ConsumerConfig {
-            consumer_name: "inventory-v2".into(),
-            ..valid()
-        };
+        let named = ConsumerConfig { consumer_name: "inventory-v2".into(), ..valid() };
         assert_eq!(named.inbox_name(), "inventory-v2");
     }
 
     #[test]
     fn rejects_dlq_topics_bad_reset_and_retry_longer_than_poll_interval() {
-        let dlq = ConsumerConfig {
-            topics: vec!["inventory.commands.dlq".into()],
-            ..valid()
-        };
+        let dlq = ConsumerConfig { topics: vec!["inventory.commands.dlq".into()], ..valid() };
         assert!(dlq.validate().is_err());
-        let reset = ConsumerConfig {
-            auto_offset_reset: "smallest-ish".into(),
-            ..valid()
-        };
+        let reset = ConsumerConfig { auto_offset_reset: "smallest-ish".into(), ..valid() };
         assert!(reset.validate().is_err());
         let patient = ConsumerConfig {
             retry: RetryPolicy {
@@ -224,8 +203,7 @@ mod tests {
     #[test]
     fn commits_are_manual_and_overrides_win() {
         let mut cfg = valid();
-        cfg.overrides
-            .push(("session.timeout.ms".into(), "6000".into()));
+        cfg.overrides.push(("session.timeout.ms".into(), "6000".into()));
         let c = cfg.client_config();
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));

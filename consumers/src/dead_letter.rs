@@ -64,8 +64,7 @@ impl DeadLetter {
     /// Builds the dead letter of `record`, which `consumer` failed to apply.
     pub fn new(record: &RawRecord, failure: &Failure, consumer: &str) -> Self {
         let mut headers = record.headers.clone();
-        let mut add =
-            |name: &str, value: String| headers.push((name.to_owned(), value.into_bytes()));
+        let mut add = |name: &str, value: String| headers.push((name.to_owned(), value.into_bytes()));
         add(header::ORIGINAL_TOPIC, record.topic.clone());
         add(header::ORIGINAL_PARTITION, record.partition.to_string());
         add(header::ORIGINAL_OFFSET, record.offset.to_string());
@@ -88,21 +87,13 @@ impl DeadLetter {
             topic: &self.topic,
             key: self.key.as_deref(),
             payload: self.payload.as_deref(),
-            headers: self
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_slice()))
-                .collect(),
+            headers: self.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect(),
         }
     }
 
     /// The last value of header `name`, as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        self.headers.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 }
 
@@ -155,10 +146,7 @@ mod tests {
             offset: 17,
             key: Some(b"order-9".to_vec()),
             payload: Some(vec![0xde, 0xad, 0xbe, 0xef]),
-            headers: vec![
-                ("event-id".into(), b"not-a-uuid".to_vec()),
-                ("x-custom".into(), vec![0, 1, 2]),
-            ],
+            headers: vec![("event-id".into(), b"not-a-uuid".to_vec()), ("x-custom".into(), vec![0, 1, 2])],
             timestamp: None,
         }
     }
@@ -180,24 +168,14 @@ mod tests {
         assert_eq!(letter.topic, "payment.commands.dlq");
         assert_eq!(letter.key.as_deref(), Some(&b"order-9"[..]));
         assert_eq!(letter.payload, Some(vec![0xde, 0xad, 0xbe, 0xef]));
-        assert_eq!(
-            &letter.headers[..2],
-            &raw().headers[..],
-            "original headers first, untouched"
-        );
-        assert_eq!(
-            letter.header(header::ORIGINAL_TOPIC),
-            Some("payment.commands")
-        );
+        assert_eq!(&letter.headers[..2], &raw().headers[..], "original headers first, untouched");
+        assert_eq!(letter.header(header::ORIGINAL_TOPIC), Some("payment.commands"));
         assert_eq!(letter.header(header::ORIGINAL_PARTITION), Some("1"));
         assert_eq!(letter.header(header::ORIGINAL_OFFSET), Some("17"));
         assert_eq!(letter.header(header::ERROR_CLASS), Some("transient"));
         assert_eq!(letter.header(header::ERROR_MESSAGE), Some("pool timed out"));
         assert_eq!(letter.header(header::ATTEMPTS), Some("7"));
-        assert_eq!(
-            letter.header(header::FIRST_FAILURE_AT),
-            Some("2026-11-25T10:00:00.250Z")
-        );
+        assert_eq!(letter.header(header::FIRST_FAILURE_AT), Some("2026-11-25T10:00:00.250Z"));
         assert_eq!(letter.header(header::CONSUMER), Some("payment-service"));
 
         let record = letter.record();
@@ -218,51 +196,28 @@ mod tests {
                 let mut left = self.failures.lock().expect("not poisoned");
                 if *left > 0 {
                     *left -= 1;
-                    return Err(PublishError::Delivery {
-                        retriable: true,
-                        reason: "broker down".into(),
-                    });
+                    return Err(PublishError::Delivery { retriable: true, reason: "broker down".into() });
                 }
             }
-            self.published
-                .lock()
-                .expect("not poisoned")
-                .push(record.topic.to_owned());
-            Ok(Delivery {
-                partition: 0,
-                offset: 5,
-            })
+            self.published.lock().expect("not poisoned").push(record.topic.to_owned());
+            Ok(Delivery { partition: 0, offset: 5 })
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn publishing_is_retried_until_it_succeeds() {
-        let p = FlakyPublisher {
-            failures: Mutex::new(3),
-            published: Mutex::new(vec![]),
-        };
+        let p = FlakyPublisher { failures: Mutex::new(3), published: Mutex::new(vec![]) };
         let letter = DeadLetter::new(&raw(), &failure(), "c");
-        let d = publish(
-            &p,
-            &letter,
-            &RetryPolicy::default(),
-            &CancellationToken::new(),
-            Duration::from_secs(1),
-        )
-        .await;
+        let d =
+            publish(&p, &letter, &RetryPolicy::default(), &CancellationToken::new(), Duration::from_secs(1))
+                .await;
         assert_eq!(d.map(|d| d.offset), Some(5));
-        assert_eq!(
-            *p.published.lock().expect("not poisoned"),
-            vec!["payment.commands.dlq".to_owned()]
-        );
+        assert_eq!(*p.published.lock().expect("not poisoned"), vec!["payment.commands.dlq".to_owned()]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn shutdown_stops_the_publish_retries() {
-        let p = FlakyPublisher {
-            failures: Mutex::new(u32::MAX),
-            published: Mutex::new(vec![]),
-        };
+        let p = FlakyPublisher { failures: Mutex::new(u32::MAX), published: Mutex::new(vec![]) };
         let cancel = CancellationToken::new();
         let c = cancel.clone();
         tokio::spawn(async move {
@@ -270,14 +225,7 @@ mod tests {
             c.cancel();
         });
         let letter = DeadLetter::new(&raw(), &failure(), "c");
-        let d = publish(
-            &p,
-            &letter,
-            &RetryPolicy::default(),
-            &cancel,
-            Duration::from_secs(1),
-        )
-        .await;
+        let d = publish(&p, &letter, &RetryPolicy::default(), &cancel, Duration::from_secs(1)).await;
         assert!(d.is_none());
         assert!(p.published.lock().expect("not poisoned").is_empty());
     }

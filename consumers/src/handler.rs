@@ -140,19 +140,10 @@ mod tests {
 
     #[test]
     fn io_errors_are_transient_and_row_not_found_is_permanent() {
-        let io = sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "refused",
-        ));
+        let io = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"));
         assert!(matches!(HandlerError::from(io), HandlerError::Transient(_)));
-        assert!(matches!(
-            HandlerError::from(sqlx::Error::PoolTimedOut),
-            HandlerError::Transient(_)
-        ));
-        assert!(matches!(
-            HandlerError::from(sqlx::Error::RowNotFound),
-            HandlerError::Permanent(_)
-        ));
+        assert!(matches!(HandlerError::from(sqlx::Error::PoolTimedOut), HandlerError::Transient(_)));
+        assert!(matches!(HandlerError::from(sqlx::Error::RowNotFound), HandlerError::Permanent(_)));
     }
 
     #[test]
@@ -161,9 +152,6 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Permanent);
         assert_eq!(e.reason(), "bad sku");
         assert_eq!(e.to_string(), "permanent: bad sku");
-        assert_eq!(
-            HandlerError::transient("db down").class(),
-            ErrorClass::Transient
-        );
+        assert_eq!(HandlerError::transient("db down").class(), ErrorClass::Transient);
     }
 }

@@ -65,11 +65,7 @@ pub async fn record(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    Ok(if inserted == 1 {
-        InboxEntry::New
-    } else {
-        InboxEntry::Duplicate
-    })
+    Ok(if inserted == 1 { InboxEntry::New } else { InboxEntry::Duplicate })
 }
 
 /// Whether `consumer` has applied `event_id` (committed rows only).

@@ -36,12 +36,7 @@ impl RawRecord {
             .headers()
             .map(|hs| {
                 hs.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
                     .collect()
             })
             .unwrap_or_default();
@@ -52,10 +47,7 @@ impl RawRecord {
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
             headers,
-            timestamp: m
-                .timestamp()
-                .to_millis()
-                .and_then(DateTime::from_timestamp_millis),
+            timestamp: m.timestamp().to_millis().and_then(DateTime::from_timestamp_millis),
         }
     }
 
@@ -155,10 +147,7 @@ mod tests {
             traceparent: None,
             tracestate: None,
         };
-        env.to_headers()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into_bytes()))
-            .collect()
+        env.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect()
     }
 
     #[test]
@@ -167,26 +156,18 @@ mod tests {
         let m = InboundMessage::from_record(&r).expect("valid");
         assert_eq!(m.envelope.message_type, "saga.test.Thing");
         assert_eq!(m.payload, vec![1, 2, 3]);
-        assert_eq!(
-            (m.topic.as_str(), m.partition, m.offset),
-            ("inventory.commands", 2, 41)
-        );
+        assert_eq!((m.topic.as_str(), m.partition, m.offset), ("inventory.commands", 2, 41));
     }
 
     #[test]
     fn missing_headers_and_tombstones_are_permanent() {
-        let err =
-            InboundMessage::from_record(&record(vec![], Some(vec![1]))).expect_err("no headers");
+        let err = InboundMessage::from_record(&record(vec![], Some(vec![1]))).expect_err("no headers");
         assert!(
             matches!(&err, HandlerError::Permanent(r) if r.starts_with("invalid envelope: missing header")),
             "{err}"
         );
-        let err =
-            InboundMessage::from_record(&record(valid_headers(), None)).expect_err("tombstone");
-        assert!(
-            matches!(&err, HandlerError::Permanent(r) if r.contains("tombstone")),
-            "{err}"
-        );
+        let err = InboundMessage::from_record(&record(valid_headers(), None)).expect_err("tombstone");
+        assert!(matches!(&err, HandlerError::Permanent(r) if r.contains("tombstone")), "{err}");
     }
 
     #[test]

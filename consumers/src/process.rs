@@ -118,16 +118,10 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
         }
         // A panicking handler must not take the consumer down with it: the
         // panic is a bug that replaying the record would hit again.
-        match AssertUnwindSafe(self.handler.handle(message, &mut tx))
-            .catch_unwind()
-            .await
-        {
+        match AssertUnwindSafe(self.handler.handle(message, &mut tx)).catch_unwind().await {
             Ok(result) => result?,
             Err(panic) => {
-                return Err(HandlerError::permanent(format!(
-                    "handler panicked: {}",
-                    panic_text(&panic)
-                )));
+                return Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&panic))));
             }
         }
         // If the acknowledgement of this commit is lost, the retry finds the
@@ -136,12 +130,7 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
         Ok(InboxEntry::New)
     }
 
-    async fn dead_letter(
-        &self,
-        record: &RawRecord,
-        failure: Failure,
-        cancel: &CancellationToken,
-    ) -> Outcome {
+    async fn dead_letter(&self, record: &RawRecord, failure: Failure, cancel: &CancellationToken) -> Outcome {
         let letter = DeadLetter::new(record, &failure, &self.name);
         tracing::error!(
             position = %record.position(),
@@ -151,9 +140,7 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             topic = %letter.topic,
             "dead-lettering record",
         );
-        match dead_letter::publish(&self.dead_letters, &letter, &self.retry, cancel, self.grace)
-            .await
-        {
+        match dead_letter::publish(&self.dead_letters, &letter, &self.retry, cancel, self.grace).await {
             Some(_) => {
                 self.stats.dead_lettered();
                 Outcome::DeadLettered
@@ -205,12 +192,7 @@ mod tests {
                 headers,
                 record.payload.map(<[u8]>::to_vec),
             ));
-            async {
-                Ok(Delivery {
-                    partition: 0,
-                    offset: 0,
-                })
-            }
+            async { Ok(Delivery { partition: 0, offset: 0 }) }
         }
     }
 
@@ -266,21 +248,13 @@ mod tests {
     }
 
     fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     #[tokio::test]
     async fn a_record_without_envelope_is_dead_lettered_at_once() {
         let p = pipeline(5);
-        let outcome = p
-            .process(
-                &record(vec![("x".into(), b"y".to_vec())]),
-                &CancellationToken::new(),
-            )
-            .await;
+        let outcome = p.process(&record(vec![("x".into(), b"y".to_vec())]), &CancellationToken::new()).await;
         assert_eq!(outcome, Outcome::DeadLettered);
         let published = p.dead_letters.0.lock().expect("not poisoned");
         let (topic, headers, payload) = &published[0];
@@ -307,11 +281,8 @@ mod tests {
             traceparent: None,
             tracestate: None,
         };
-        let headers = envelope
-            .to_headers()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into_bytes()))
-            .collect();
+        let headers =
+            envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
         let p = pipeline(3);
         let outcome = p.process(&record(headers), &CancellationToken::new()).await;
         assert_eq!(outcome, Outcome::DeadLettered);

@@ -57,11 +57,7 @@ impl ConsumerContext for GroupContext {
 
 /// Commits the offsets stored so far. "Nothing to commit" is not an error;
 /// other failures are logged: a missed commit only causes redeliveries.
-pub(crate) fn commit_stored<C: Consumer<GroupContext>>(
-    consumer: &C,
-    mode: CommitMode,
-    stats: &Stats,
-) {
+pub(crate) fn commit_stored<C: Consumer<GroupContext>>(consumer: &C, mode: CommitMode, stats: &Stats) {
     match consumer.commit_consumer_state(mode) {
         Ok(()) => {
             if matches!(mode, CommitMode::Sync) {
@@ -74,17 +70,11 @@ pub(crate) fn commit_stored<C: Consumer<GroupContext>>(
 }
 
 /// Stores `offset + 1` (the next record to read) for a finished record.
-pub(crate) fn store_next<C: Consumer<GroupContext>>(
-    consumer: &C,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) {
+pub(crate) fn store_next<C: Consumer<GroupContext>>(consumer: &C, topic: &str, partition: i32, offset: i64) {
     let mut tpl = TopicPartitionList::new();
     let next = rdkafka::Offset::Offset(offset + 1);
-    if let Err(e) = tpl
-        .add_partition_offset(topic, partition, next)
-        .and_then(|()| consumer.store_offsets(&tpl))
+    if let Err(e) =
+        tpl.add_partition_offset(topic, partition, next).and_then(|()| consumer.store_offsets(&tpl))
     {
         // Typically the partition was revoked while the record was processed
         // (the member was evicted); the new owner replays it and the inbox
@@ -94,9 +84,5 @@ pub(crate) fn store_next<C: Consumer<GroupContext>>(
 }
 
 fn describe(tpl: &TopicPartitionList) -> String {
-    tpl.elements()
-        .iter()
-        .map(|e| format!("{}/{}", e.topic(), e.partition()))
-        .collect::<Vec<_>>()
-        .join(",")
+    tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect::<Vec<_>>().join(",")
 }

@@ -62,11 +62,7 @@ impl RetryPolicy {
             .with_max_delay(self.max_delay)
             .with_factor(self.factor)
             .with_max_times(self.max_attempts.saturating_sub(1) as usize);
-        if self.jitter {
-            b.with_jitter().build()
-        } else {
-            b.build()
-        }
+        if self.jitter { b.with_jitter().build() } else { b.build() }
     }
 
     /// Delays for retrying something that must eventually succeed (publishing
@@ -77,19 +73,12 @@ impl RetryPolicy {
             .with_max_delay(self.max_delay)
             .with_factor(self.factor)
             .without_max_times();
-        if self.jitter {
-            b.with_jitter().build()
-        } else {
-            b.build()
-        }
+        if self.jitter { b.with_jitter().build() } else { b.build() }
     }
 
     /// Longest total time spent waiting between attempts (jitter included).
     pub fn worst_case_delay(&self) -> Duration {
-        let no_jitter = RetryPolicy {
-            jitter: false,
-            ..self.clone()
-        };
+        let no_jitter = RetryPolicy { jitter: false, ..self.clone() };
         let sum: Duration = no_jitter.delays().sum();
         if self.jitter { sum * 2 } else { sum }
     }
@@ -100,10 +89,7 @@ impl RetryPolicy {
             return Err("retry max_attempts must be at least 1".into());
         }
         if !(self.factor >= 1.0 && self.factor.is_finite()) {
-            return Err(format!(
-                "retry factor must be a finite number >= 1, got {}",
-                self.factor
-            ));
+            return Err(format!("retry factor must be a finite number >= 1, got {}", self.factor));
         }
         if self.max_delay < self.initial_delay {
             return Err("retry max_delay must not be below initial_delay".into());
@@ -171,10 +157,7 @@ where
         };
         let error = match result {
             Ok(value) => {
-                return Retried::Done {
-                    value,
-                    attempts: attempt,
-                };
+                return Retried::Done { value, attempts: attempt };
             }
             Err(e) => e,
         };
@@ -224,10 +207,7 @@ mod tests {
         assert_eq!(d, vec![100, 200, 400, 800, 1000, 1000]);
         assert_eq!(fast(1).delays().count(), 0);
         assert_eq!(fast(7).worst_case_delay().as_millis(), 3500);
-        let jittered = RetryPolicy {
-            jitter: true,
-            ..fast(7)
-        };
+        let jittered = RetryPolicy { jitter: true, ..fast(7) };
         assert_eq!(jittered.worst_case_delay().as_millis(), 7000);
         for (j, plain) in jittered.delays().zip(fast(7).delays()) {
             assert!(j >= plain && j <= plain * 2, "{j:?} vs {plain:?}");
@@ -239,94 +219,46 @@ mod tests {
     #[test]
     fn invalid_policies_are_rejected() {
         assert!(fast(0).validate().is_err());
-        assert!(
-            RetryPolicy {
-                factor: 0.5,
-                ..fast(3)
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            RetryPolicy {
-                max_delay: Duration::from_millis(1),
-                ..fast(3)
-            }
-            .validate()
-            .is_err()
-        );
+        assert!(RetryPolicy { factor: 0.5, ..fast(3) }.validate().is_err());
+        assert!(RetryPolicy { max_delay: Duration::from_millis(1), ..fast(3) }.validate().is_err());
         assert!(RetryPolicy::default().validate().is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn transient_failures_are_retried_until_success() {
         let calls = AtomicU32::new(0);
-        let out = retry(
-            &fast(5),
-            &CancellationToken::new(),
-            Duration::from_secs(1),
-            |attempt| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if attempt < 3 {
-                        Err(HandlerError::transient("db down"))
-                    } else {
-                        Ok(attempt)
-                    }
-                }
-            },
-        )
+        let out = retry(&fast(5), &CancellationToken::new(), Duration::from_secs(1), |attempt| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { if attempt < 3 { Err(HandlerError::transient("db down")) } else { Ok(attempt) } }
+        })
         .await;
-        assert_eq!(
-            out,
-            Retried::Done {
-                value: 3,
-                attempts: 3
-            }
-        );
+        assert_eq!(out, Retried::Done { value: 3, attempts: 3 });
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test(start_paused = true)]
     async fn permanent_failures_are_not_retried() {
         let calls = AtomicU32::new(0);
-        let out: Retried<()> = retry(
-            &fast(5),
-            &CancellationToken::new(),
-            Duration::from_secs(1),
-            |_| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err(HandlerError::permanent("bad sku")) }
-            },
-        )
+        let out: Retried<()> = retry(&fast(5), &CancellationToken::new(), Duration::from_secs(1), |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(HandlerError::permanent("bad sku")) }
+        })
         .await;
-        let Retried::Failed(f) = out else {
-            panic!("expected failure, got {out:?}")
-        };
-        assert_eq!(
-            (f.class, f.reason.as_str(), f.attempts),
-            (ErrorClass::Permanent, "bad sku", 1)
-        );
+        let Retried::Failed(f) = out else { panic!("expected failure, got {out:?}") };
+        assert_eq!((f.class, f.reason.as_str(), f.attempts), (ErrorClass::Permanent, "bad sku", 1));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn exhausted_retries_report_the_first_failure_time_and_count() {
         let started = Utc::now();
-        let out: Retried<()> = retry(
-            &fast(4),
-            &CancellationToken::new(),
-            Duration::from_secs(1),
-            |n| async move { Err(HandlerError::transient(format!("timeout {n}"))) },
-        )
-        .await;
-        let Retried::Failed(f) = out else {
-            panic!("expected failure, got {out:?}")
-        };
-        assert_eq!(
-            (f.class, f.reason.as_str(), f.attempts),
-            (ErrorClass::Transient, "timeout 4", 4)
-        );
+        let out: Retried<()> =
+            retry(&fast(4), &CancellationToken::new(), Duration::from_secs(1), |n| async move {
+                Err(HandlerError::transient(format!("timeout {n}")))
+            })
+            .await;
+        let Retried::Failed(f) = out else { panic!("expected failure, got {out:?}") };
+        assert_eq!((f.class, f.reason.as_str(), f.attempts), (ErrorClass::Transient, "timeout 4", 4));
         assert!(f.first_failure_at >= started && f.first_failure_at <= Utc::now());
     }
 
@@ -361,13 +293,7 @@ mod tests {
             Ok::<_, HandlerError>("done")
         })
         .await;
-        assert_eq!(
-            quick,
-            Retried::Done {
-                value: "done",
-                attempts: 1
-            }
-        );
+        assert_eq!(quick, Retried::Done { value: "done", attempts: 1 });
 
         let slow = retry(&fast(3), &cancel, Duration::from_secs(5), |_| async {
             tokio::time::sleep(Duration::from_secs(60)).await;

@@ -46,8 +46,7 @@ impl<H: Handler> Consumer<H, KafkaPublisher> {
             client_id: format!("{}-dead-letters", config.client_id),
             ..ProducerConfig::default()
         };
-        let publisher =
-            KafkaPublisher::new(&producer).map_err(ConsumerError::CreateDeadLetterPublisher)?;
+        let publisher = KafkaPublisher::new(&producer).map_err(ConsumerError::CreateDeadLetterPublisher)?;
         Self::with_publisher(config, pool, handler, publisher)
     }
 }
@@ -64,9 +63,7 @@ impl<H: Handler, P: Publisher> Consumer<H, P> {
         let stats = Stats::default();
         let kafka = StreamConsumer::from_config_and_context(
             &config.client_config(),
-            GroupContext {
-                stats: stats.clone(),
-            },
+            GroupContext { stats: stats.clone() },
         )
         .map_err(ConsumerError::CreateConsumer)?;
         Ok(Consumer {
@@ -99,9 +96,7 @@ impl<H: Handler, P: Publisher> Consumer<H, P> {
     /// group within `close_timeout`.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), ConsumerError> {
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        self.kafka
-            .subscribe(&topics)
-            .map_err(ConsumerError::Subscribe)?;
+        self.kafka.subscribe(&topics).map_err(ConsumerError::Subscribe)?;
         tracing::info!(consumer = %self.pipeline.name, ?topics, "consuming");
 
         let period = self.commit_interval.max(Duration::from_millis(10));
@@ -132,10 +127,7 @@ impl<H: Handler, P: Publisher> Consumer<H, P> {
             if !outcome.is_finished() {
                 break;
             }
-            debug_assert!(matches!(
-                outcome,
-                Outcome::Applied | Outcome::Duplicate | Outcome::DeadLettered
-            ));
+            debug_assert!(matches!(outcome, Outcome::Applied | Outcome::Duplicate | Outcome::DeadLettered));
             rebalance::store_next(&self.kafka, &record.topic, record.partition, record.offset);
             if self.commit_interval.is_zero() {
                 rebalance::commit_stored(&self.kafka, CommitMode::Async, &self.pipeline.stats);
@@ -149,12 +141,7 @@ impl<H: Handler, P: Publisher> Consumer<H, P> {
     /// Commits stored offsets and leaves the group. librdkafka's close blocks,
     /// so it runs on a blocking thread, bounded by `close_timeout`.
     async fn close(self) -> Result<(), ConsumerError> {
-        let Consumer {
-            kafka,
-            close_timeout,
-            pipeline,
-            ..
-        } = self;
+        let Consumer { kafka, close_timeout, pipeline, .. } = self;
         let stats = pipeline.stats.clone();
         tracing::info!(consumer = %pipeline.name, "shutting down: committing offsets and leaving the group");
         let closing = tokio::task::spawn_blocking(move || {
@@ -169,9 +156,7 @@ impl<H: Handler, P: Publisher> Consumer<H, P> {
                 Ok(())
             }
             Ok(Err(join)) => Err(ConsumerError::Close(join.to_string())),
-            Err(_) => Err(ConsumerError::Close(format!(
-                "did not close within {close_timeout:?}"
-            ))),
+            Err(_) => Err(ConsumerError::Close(format!("did not close within {close_timeout:?}"))),
         }
     }
 }

@@ -90,13 +90,7 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(
             snap,
-            StatsSnapshot {
-                applied: 1,
-                duplicates: 1,
-                dead_lettered: 1,
-                retries: 3,
-                commits: 0
-            }
+            StatsSnapshot { applied: 1, duplicates: 1, dead_lettered: 1, retries: 3, commits: 0 }
         );
         assert_eq!(snap.finished(), 3);
     }

@@ -53,11 +53,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use apache_avro::Schema;
 use apache_avro::rabin::Rabin;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
-use apache_avro::Schema;
 
 use crate::Message;
 
@@ -238,8 +238,7 @@ impl SchemaRegistry {
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
         apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
-        let mut registry =
-            SchemaRegistry { by_fingerprint: HashMap::new(), by_name: HashMap::new() };
+        let mut registry = SchemaRegistry { by_fingerprint: HashMap::new(), by_name: HashMap::new() };
         for (file, text) in sources {
             let info = parse_schema_file(file, text)?;
             registry.insert(file, info)?;
@@ -302,10 +301,8 @@ impl SchemaRegistry {
     /// Encodes `m` with the schema `M::NAME` v`M::VERSION`.
     pub fn encode<M: Message>(&self, m: &M) -> Result<Vec<u8>, CodecError> {
         let info = self.reader_for::<M>()?;
-        let encode_err = |e: apache_avro::Error| CodecError::Encode {
-            schema: info.label(),
-            reason: e.to_string(),
-        };
+        let encode_err =
+            |e: apache_avro::Error| CodecError::Encode { schema: info.label(), reason: e.to_string() };
         let writer = GenericDatumWriter::builder(&info.schema).build().map_err(encode_err)?;
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(&MAGIC);
@@ -336,10 +333,8 @@ impl SchemaRegistry {
                 reason: e.to_string(),
             })?
         };
-        apache_avro::from_value::<M>(&value).map_err(|e| CodecError::InvalidValue {
-            schema: reader.label(),
-            reason: e.to_string(),
-        })
+        apache_avro::from_value::<M>(&value)
+            .map_err(|e| CodecError::InvalidValue { schema: reader.label(), reason: e.to_string() })
     }
 
     /// Decodes any payload whose writer schema is known into JSON (records
@@ -348,18 +343,14 @@ impl SchemaRegistry {
     pub fn decode_json(&self, payload: &[u8]) -> Result<(SchemaInfo, serde_json::Value), CodecError> {
         let writer = self.writer_schema(payload)?;
         let value = read_datum(writer, &payload[HEADER_LEN..])?;
-        let json = serde_json::Value::try_from(value).map_err(|e| CodecError::InvalidValue {
-            schema: writer.label(),
-            reason: e.to_string(),
-        })?;
+        let json = serde_json::Value::try_from(value)
+            .map_err(|e| CodecError::InvalidValue { schema: writer.label(), reason: e.to_string() })?;
         Ok((writer.clone(), json))
     }
 
     fn reader_for<M: Message>(&self) -> Result<&SchemaInfo, CodecError> {
-        self.lookup(M::NAME, M::VERSION).ok_or_else(|| CodecError::MissingSchema {
-            name: M::NAME.to_owned(),
-            version: M::VERSION,
-        })
+        self.lookup(M::NAME, M::VERSION)
+            .ok_or_else(|| CodecError::MissingSchema { name: M::NAME.to_owned(), version: M::VERSION })
     }
 }
 
@@ -369,9 +360,8 @@ fn read_datum(writer: &SchemaInfo, body: &[u8]) -> Result<Value, CodecError> {
         .build()
         .map_err(|e| malformed(format!("schema {}: {e}", writer.label())))?;
     let mut cursor = body;
-    let value = reader
-        .read_value(&mut cursor)
-        .map_err(|e| malformed(format!("datum of {}: {e}", writer.label())))?;
+    let value =
+        reader.read_value(&mut cursor).map_err(|e| malformed(format!("datum of {}: {e}", writer.label())))?;
     if !cursor.is_empty() {
         return Err(malformed(format!(
             "{} trailing bytes after the datum of {}",
@@ -402,9 +392,8 @@ fn malformed(reason: String) -> CodecError {
 fn parse_schema_file(file: &str, text: &str) -> Result<SchemaInfo, CodecError> {
     let load_err = |reason: String| CodecError::LoadSchema { file: file.to_owned(), reason };
     let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
-    let (simple, version) = parse_file_name(base).ok_or_else(|| {
-        load_err("file name is not `<Name>.v<N>.avsc` with N >= 1".to_owned())
-    })?;
+    let (simple, version) = parse_file_name(base)
+        .ok_or_else(|| load_err("file name is not `<Name>.v<N>.avsc` with N >= 1".to_owned()))?;
     let schema = Schema::parse_str(text).map_err(|e| load_err(e.to_string()))?;
     let Schema::Record(record) = &schema else {
         return Err(load_err("a message schema must be a record".to_owned()));
@@ -428,10 +417,8 @@ fn parse_file_name(base: &str) -> Option<(&str, u32)> {
 }
 
 fn collect_avsc(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CodecError> {
-    let io_err = |e: std::io::Error| CodecError::LoadSchema {
-        file: dir.display().to_string(),
-        reason: e.to_string(),
-    };
+    let io_err =
+        |e: std::io::Error| CodecError::LoadSchema { file: dir.display().to_string(), reason: e.to_string() };
     for entry in std::fs::read_dir(dir).map_err(io_err)? {
         let path = entry.map_err(io_err)?.path();
         if path.is_dir() {

@@ -84,10 +84,7 @@ impl Envelope {
             (header::SCHEMA_VERSION, self.schema_version.to_string()),
             (header::AGGREGATE_TYPE, self.aggregate_type.clone()),
             (header::AGGREGATE_ID, self.aggregate_id.clone()),
-            (
-                header::OCCURRED_AT,
-                self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            ),
+            (header::OCCURRED_AT, self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
         ];
         if let Some(c) = self.correlation_id {
             h.push((header::CORRELATION_ID, c.to_string()));
@@ -117,10 +114,9 @@ impl Envelope {
         let text = |name: &'static str| -> Result<Option<&'a str>, EnvelopeError> {
             match raw.get(name) {
                 None => Ok(None),
-                Some(v) => std::str::from_utf8(v).map(Some).map_err(|e| EnvelopeError::Invalid {
-                    name,
-                    reason: e.to_string(),
-                }),
+                Some(v) => std::str::from_utf8(v)
+                    .map(Some)
+                    .map_err(|e| EnvelopeError::Invalid { name, reason: e.to_string() }),
             }
         };
         let required = |name: &'static str| text(name)?.ok_or(EnvelopeError::Missing(name));
@@ -183,8 +179,7 @@ mod tests {
     fn headers_round_trip() {
         let e = sample();
         let h = e.to_headers();
-        let back = Envelope::from_headers(h.iter().map(|(k, v)| (*k, v.as_bytes())))
-            .expect("round trip");
+        let back = Envelope::from_headers(h.iter().map(|(k, v)| (*k, v.as_bytes()))).expect("round trip");
         assert_eq!(e, back);
     }
 
@@ -192,12 +187,14 @@ mod tests {
     fn missing_and_invalid_headers_are_named() {
         let e = sample();
         let h: Vec<_> = e.to_headers().into_iter().filter(|(k, _)| *k != header::EVENT_ID).collect();
-        let err = Envelope::from_headers(h.iter().map(|(k, v)| (*k, v.as_bytes()))).expect_err("invalid headers");
+        let err =
+            Envelope::from_headers(h.iter().map(|(k, v)| (*k, v.as_bytes()))).expect_err("invalid headers");
         assert_eq!(err, EnvelopeError::Missing(header::EVENT_ID));
 
         let mut h = e.to_headers();
         h.push((header::CORRELATION_ID, "not-a-uuid".into()));
-        let err = Envelope::from_headers(h.iter().map(|(k, v)| (*k, v.as_bytes()))).expect_err("invalid headers");
+        let err =
+            Envelope::from_headers(h.iter().map(|(k, v)| (*k, v.as_bytes()))).expect_err("invalid headers");
         assert!(matches!(err, EnvelopeError::Invalid { name, .. } if name == header::CORRELATION_ID));
     }
 }

@@ -20,13 +20,8 @@ pub const PAYMENT_COMMANDS: &str = "payment.commands";
 pub const PAYMENT_REPLIES: &str = "payment.replies";
 
 /// Every topic the system publishes to (dead-letter topics excluded).
-pub const ALL: &[&str] = &[
-    ORDER_EVENTS,
-    INVENTORY_COMMANDS,
-    INVENTORY_REPLIES,
-    PAYMENT_COMMANDS,
-    PAYMENT_REPLIES,
-];
+pub const ALL: &[&str] =
+    &[ORDER_EVENTS, INVENTORY_COMMANDS, INVENTORY_REPLIES, PAYMENT_COMMANDS, PAYMENT_REPLIES];
 
 /// Suffix of dead-letter topics.
 pub const DLQ_SUFFIX: &str = ".dlq";

@@ -99,7 +99,11 @@ fn the_gate_catches_a_new_field_without_default() {
     let (_, problems) = gate_registry(&registry_with_v2(&v2));
     // Old data lacks `channel` and there is no default: v2 cannot read v1.
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(problems[0].starts_with("saga.order.OrderCreated: a v2 reader cannot read v1 data"), "{}", problems[0]);
+    assert!(
+        problems[0].starts_with("saga.order.OrderCreated: a v2 reader cannot read v1 data"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]
@@ -138,10 +142,13 @@ fn the_gate_accepts_the_shipped_evolution_and_a_new_optional_field() {
 #[test]
 fn a_partial_match_is_not_enough() {
     // A union that gained a branch: old readers fail on values of the new branch.
-    let writer = Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"x","type":["null","string","long"]}]}"#)
-        .expect("writer");
-    let reader = Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"x","type":["null","string"]}]}"#)
-        .expect("reader");
+    let writer = Schema::parse_str(
+        r#"{"type":"record","name":"R","fields":[{"name":"x","type":["null","string","long"]}]}"#,
+    )
+    .expect("writer");
+    let reader =
+        Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"x","type":["null","string"]}]}"#)
+            .expect("reader");
     let info = |version, schema: Schema| SchemaInfo {
         name: "R".into(),
         version,

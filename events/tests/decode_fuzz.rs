@@ -19,10 +19,22 @@ fn decode_everything(bytes: &[u8]) -> usize {
         ($($t:ty),* $(,)?) => { 0 $(+ usize::from(codec::decode::<$t>(bytes).is_ok()))* };
     }
     let typed = try_all!(
-        v1::OrderCreated, OrderCreated, OrderApproved, OrderRejected,
-        ReserveInventory, InventoryReserved, InventoryReservationFailed, ReleaseInventory,
-        InventoryReleased, CommitInventory, InventoryCommitted,
-        AuthorizePayment, PaymentAuthorized, PaymentDeclined, VoidPayment, PaymentVoided,
+        v1::OrderCreated,
+        OrderCreated,
+        OrderApproved,
+        OrderRejected,
+        ReserveInventory,
+        InventoryReserved,
+        InventoryReservationFailed,
+        ReleaseInventory,
+        InventoryReleased,
+        CommitInventory,
+        InventoryCommitted,
+        AuthorizePayment,
+        PaymentAuthorized,
+        PaymentDeclined,
+        VoidPayment,
+        PaymentVoided,
     );
     typed + usize::from(SchemaRegistry::embedded().decode_json(bytes).is_ok())
 }
@@ -128,7 +140,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), 1u8..=255).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
         (any::<usize>(), prop_oneof![Just(0x00u8), Just(0x7f), Just(0x80), Just(0xff), any::<u8>()])
             .prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..12)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..12))
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
         (any::<usize>(), 1usize..8).prop_map(|(at, len)| Mutation::Remove { at, len }),
         any::<usize>().prop_map(|at| Mutation::Truncate { at }),
     ]
@@ -240,7 +253,8 @@ fn a_huge_length_prefix_is_refused_before_allocating() {
 #[test]
 fn a_huge_array_count_is_refused_before_allocating() {
     // ReserveInventory: order_id (string), then lines (array). Claim 2^40 items.
-    let fp = SchemaRegistry::embedded().lookup("saga.inventory.ReserveInventory", 1).expect("schema").fingerprint;
+    let fp =
+        SchemaRegistry::embedded().lookup("saga.inventory.ReserveInventory", 1).expect("schema").fingerprint;
     let mut bytes = header(fp);
     let id = Uuid::nil().to_string();
     bytes.extend(varint(id.len() as i64));

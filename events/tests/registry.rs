@@ -42,11 +42,17 @@ fn files_embedded_schemas_and_rust_types_are_the_same_set() {
 
     let (disk, emb) = (ids_of(&on_disk), ids_of(embedded));
     let missing_embed: Vec<_> = disk.difference(&emb).collect();
-    assert!(missing_embed.is_empty(), "add to EMBEDDED_SCHEMAS in events/src/messages/catalog.rs: {missing_embed:?}");
+    assert!(
+        missing_embed.is_empty(),
+        "add to EMBEDDED_SCHEMAS in events/src/messages/catalog.rs: {missing_embed:?}"
+    );
     let stale_embed: Vec<_> = emb.difference(&disk).collect();
     assert!(stale_embed.is_empty(), "embedded but not in schemas/: {stale_embed:?}");
     let without_type: Vec<_> = disk.difference(&types).collect();
-    assert!(without_type.is_empty(), "schema files without a Rust type in events::messages: {without_type:?}");
+    assert!(
+        without_type.is_empty(),
+        "schema files without a Rust type in events::messages: {without_type:?}"
+    );
     let without_schema: Vec<_> = types.difference(&disk).collect();
     assert!(without_schema.is_empty(), "Rust types without a schema file: {without_schema:?}");
 
@@ -147,7 +153,9 @@ fn ids_and_timestamps_use_the_logical_types() {
             if f.name.ends_with("_id") {
                 let ok = match &f.schema {
                     apache_avro::Schema::Uuid(_) => true,
-                    apache_avro::Schema::Union(u) => u.variants().iter().any(|v| matches!(v, apache_avro::Schema::Uuid(_))),
+                    apache_avro::Schema::Union(u) => {
+                        u.variants().iter().any(|v| matches!(v, apache_avro::Schema::Uuid(_)))
+                    }
                     _ => false,
                 };
                 assert!(ok, "{}.{} is not a uuid", s.label(), f.name);

@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn a_retriable_failure_stops_the_cursor_before_it() {
         let rows = [row(1, "a"), row(2, "b"), row(3, "a")];
-        let d = decide(&rows, &[RowOutcome::Delivered, RowOutcome::Failed("timeout".into()), RowOutcome::Delivered]);
+        let d = decide(
+            &rows,
+            &[RowOutcome::Delivered, RowOutcome::Failed("timeout".into()), RowOutcome::Delivered],
+        );
         assert_eq!(d.advance_to, Some(rows[0].cursor()));
         assert_eq!(d.retry.as_deref(), Some("timeout"));
         assert_eq!(d.delivered, 1);

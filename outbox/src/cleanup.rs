@@ -41,10 +41,17 @@ DELETE FROM outbox_keys WHERE msg_key IN (
 
 /// Deletes, per lane, up to `max_batches` batches of `batch` published rows
 /// older than `retention`, plus stale key rows. Returns the number of outbox rows deleted.
-pub async fn cleanup_once(pool: &PgPool, retention: Duration, batch: i64, max_batches: usize) -> Result<u64, OutboxError> {
+pub async fn cleanup_once(
+    pool: &PgPool,
+    retention: Duration,
+    batch: i64,
+    max_batches: usize,
+) -> Result<u64, OutboxError> {
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    let lanes: Vec<i32> =
-        sqlx::query_scalar("SELECT lane FROM outbox_lanes ORDER BY lane").fetch_all(pool).await.map_err(OutboxError::Cleanup)?;
+    let lanes: Vec<i32> = sqlx::query_scalar("SELECT lane FROM outbox_lanes ORDER BY lane")
+        .fetch_all(pool)
+        .await
+        .map_err(OutboxError::Cleanup)?;
     let mut total = 0;
     for lane in lanes {
         for _ in 0..max_batches {
@@ -63,7 +70,12 @@ pub async fn cleanup_once(pool: &PgPool, retention: Duration, batch: i64, max_ba
         }
     }
     for _ in 0..max_batches {
-        let n = sqlx::query(DELETE_KEYS).bind(batch).execute(pool).await.map_err(OutboxError::Cleanup)?.rows_affected();
+        let n = sqlx::query(DELETE_KEYS)
+            .bind(batch)
+            .execute(pool)
+            .await
+            .map_err(OutboxError::Cleanup)?
+            .rows_affected();
         if n < batch as u64 {
             break;
         }
@@ -72,7 +84,13 @@ pub async fn cleanup_once(pool: &PgPool, retention: Duration, batch: i64, max_ba
 }
 
 /// Runs [`cleanup_once`] every `interval` until `cancel`.
-pub(crate) async fn run(pool: PgPool, retention: Duration, batch: i64, interval: Duration, cancel: CancellationToken) {
+pub(crate) async fn run(
+    pool: PgPool,
+    retention: Duration,
+    batch: i64,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
     while !sleep_or_cancel(interval, &cancel).await {
         match cleanup_once(&pool, retention, batch, 100).await {
             Ok(0) => {}

@@ -49,7 +49,10 @@ RETURNING id, lane, pg_notify('outbox', lane::text)::text AS notified
 ///   the current span's OpenTelemetry context is captured instead (if any).
 /// * Under REPEATABLE READ / SERIALIZABLE a concurrent writer of the same key
 ///   makes this fail with a serialization error: retry the transaction.
-pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, message: &OutgoingMessage) -> Result<Enqueued, OutboxError> {
+pub async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    message: &OutgoingMessage,
+) -> Result<Enqueued, OutboxError> {
     let mut envelope = message.envelope.clone();
     if envelope.traceparent.is_none()
         && let Some((parent, state)) = trace::current_span_context()

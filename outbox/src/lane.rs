@@ -126,7 +126,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     // Idle: move the cursor up to the watermark now and then,
                     // so lag is visible and key rows below every cursor can go.
                     let idle = in_flight.is_empty() && read_cursor == cursor;
-                    if idle && batch.watermark > cursor.pos && last_advance.elapsed() >= cfg.idle_advance_interval {
+                    if idle
+                        && batch.watermark > cursor.pos
+                        && last_advance.elapsed() >= cfg.idle_advance_interval
+                    {
                         let to = Cursor { pos: batch.watermark, id: 0 };
                         let asked = Instant::now();
                         match store::commit(&shared.pool, token, to, &[], ttl_ms).await {
@@ -136,7 +139,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                                 last_advance = Instant::now();
                             }
                             Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
-                            Err(e) => tracing::warn!(lane = lease.lane, error = %e, "outbox idle advance failed"),
+                            Err(e) => {
+                                tracing::warn!(lane = lease.lane, error = %e, "outbox idle advance failed")
+                            }
                         }
                     }
                 }
@@ -167,7 +172,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             // Doubling stops at 8x (40 ms by default): under a steady stream of
             // commits some transaction is nearly always open, and a longer
             // pause here becomes the relay's tail latency.
-            (cfg.watermark_poll_interval * 2u32.pow(held_polls.saturating_sub(1).min(3))).min(cfg.poll_interval)
+            (cfg.watermark_poll_interval * 2u32.pow(held_polls.saturating_sub(1).min(3)))
+                .min(cfg.poll_interval)
         } else {
             cfg.poll_interval
         };
@@ -218,7 +224,12 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                         .take_while(|r| r.cursor() <= to)
                         .map(|r| (acked_at - r.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0)
                         .collect();
-                    shared.metrics.record_batch(lease.lane, decision.delivered, decision.park.len(), &latencies);
+                    shared.metrics.record_batch(
+                        lease.lane,
+                        decision.delivered,
+                        decision.park.len(),
+                        &latencies,
+                    );
                     for p in &decision.park {
                         tracing::warn!(lane = lease.lane, row = p.id, reason = %p.reason, "outbox row parked");
                     }

@@ -74,7 +74,12 @@ pub fn fair_share(lanes: i64, relays: i64, max: Option<usize>) -> usize {
 }
 
 /// Takes up to `n` lanes that are free or whose lease expired.
-pub async fn acquire(pool: &PgPool, owner: &str, n: usize, ttl: Duration) -> Result<Vec<LaneLease>, OutboxError> {
+pub async fn acquire(
+    pool: &PgPool,
+    owner: &str,
+    n: usize,
+    ttl: Duration,
+) -> Result<Vec<LaneLease>, OutboxError> {
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -111,7 +116,12 @@ pub async fn acquire(pool: &PgPool, owner: &str, n: usize, ttl: Duration) -> Res
 
 /// Extends the leases in `held` (lane, epoch); returns the lanes still held.
 /// A lane missing from the answer was lost: stop working on it.
-pub async fn renew(pool: &PgPool, owner: &str, held: &[(i32, i64)], ttl: Duration) -> Result<Vec<i32>, OutboxError> {
+pub async fn renew(
+    pool: &PgPool,
+    owner: &str,
+    held: &[(i32, i64)],
+    ttl: Duration,
+) -> Result<Vec<i32>, OutboxError> {
     if held.is_empty() {
         return Ok(Vec::new());
     }

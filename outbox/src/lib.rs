@@ -93,11 +93,11 @@ mod trace;
 mod wakeup;
 
 pub use enqueue::{Enqueued, NOTIFY_CHANNEL, enqueue};
-pub use reply::enqueue_reply;
 pub use error::OutboxError;
 pub use metrics::RelayStats;
 pub use parked::{ParkedRow, discard_parked, list_parked};
 pub use relay::{OutboxRelay, RelayConfig, StatsHandle};
+pub use reply::enqueue_reply;
 /// Re-exported: [`OutboxRelay::run`] stops when this token is cancelled.
 pub use tokio_util::sync::CancellationToken;
 

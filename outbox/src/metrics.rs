@@ -122,7 +122,12 @@ pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Reports every `interval` until `cancel`.
-pub(crate) async fn report(pool: PgPool, metrics: std::sync::Arc<Metrics>, interval: Duration, cancel: CancellationToken) {
+pub(crate) async fn report(
+    pool: PgPool,
+    metrics: std::sync::Arc<Metrics>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
     let mut last = metrics.stats().published;
     while !sleep_or_cancel(interval, &cancel).await {
         let now = metrics.stats();

@@ -242,7 +242,11 @@ impl OutboxRelay {
             lease::configure_lanes(&shared.pool, n).await?;
         }
         let background = cancel.child_token();
-        let mut tasks = vec![tokio::spawn(wakeup::listen(shared.pool.clone(), shared.wakeups.clone(), background.clone()))];
+        let mut tasks = vec![tokio::spawn(wakeup::listen(
+            shared.pool.clone(),
+            shared.wakeups.clone(),
+            background.clone(),
+        ))];
         if !cfg.metrics_interval.is_zero() {
             tasks.push(tokio::spawn(metrics::report(
                 shared.pool.clone(),
@@ -296,12 +300,17 @@ impl OutboxRelay {
 }
 
 /// One lease-management round: heartbeat, renew, reap, rebalance.
-async fn manage(shared: &Arc<Shared>, workers: &mut BTreeMap<i32, Worker>, base: Instant) -> Result<(), OutboxError> {
+async fn manage(
+    shared: &Arc<Shared>,
+    workers: &mut BTreeMap<i32, Worker>,
+    base: Instant,
+) -> Result<(), OutboxError> {
     let cfg = &shared.config;
     lease::heartbeat(&shared.pool, &cfg.relay_id, cfg.lease_ttl).await?;
 
     // Workers that ended on their own (lease lost) are forgotten.
-    let finished: Vec<i32> = workers.iter().filter(|(_, w)| w.handle.is_finished()).map(|(l, _)| *l).collect();
+    let finished: Vec<i32> =
+        workers.iter().filter(|(_, w)| w.handle.is_finished()).map(|(l, _)| *l).collect();
     for lane in finished {
         if let Some(w) = workers.remove(&lane) {
             match w.handle.await {
@@ -348,7 +357,13 @@ async fn manage(shared: &Arc<Shared>, workers: &mut BTreeMap<i32, Worker>, base:
     Ok(())
 }
 
-fn spawn(shared: &Arc<Shared>, workers: &mut BTreeMap<i32, Worker>, l: LaneLease, base: Instant, asked: Instant) {
+fn spawn(
+    shared: &Arc<Shared>,
+    workers: &mut BTreeMap<i32, Worker>,
+    l: LaneLease,
+    base: Instant,
+    asked: Instant,
+) {
     let clock = Arc::new(LeaseClock::new(base));
     clock.extend(asked, shared.config.lease_ttl);
     let stop = CancellationToken::new();
@@ -371,7 +386,11 @@ mod tests {
             RelayConfig { pipeline_depth: 0, ..Default::default() },
             RelayConfig { lease_ttl: Duration::from_millis(10), ..Default::default() },
             RelayConfig { relay_id: String::new(), ..Default::default() },
-            RelayConfig { backoff_min: Duration::from_secs(5), backoff_max: Duration::from_secs(1), ..Default::default() },
+            RelayConfig {
+                backoff_min: Duration::from_secs(5),
+                backoff_max: Duration::from_secs(1),
+                ..Default::default()
+            },
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(OutboxError::InvalidConfig(_))), "{c:?}");

@@ -49,7 +49,12 @@ fn record(row: &OutboxRow) -> Record<'_> {
         topic: &row.topic,
         key: Some(row.key.as_bytes()),
         payload: Some(&row.payload),
-        headers: row.header_names.iter().zip(&row.header_values).map(|(k, v)| (k.as_str(), v.as_bytes())).collect(),
+        headers: row
+            .header_names
+            .iter()
+            .zip(&row.header_values)
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect(),
     }
 }
 
@@ -95,8 +100,9 @@ impl InFlight {
             }
             handled = i + 1;
         }
-        let reports: Reports =
-            Box::pin(futures::future::join_all(pending.into_iter().map(|(i, d)| async move { (i, d.await) })));
+        let reports: Reports = Box::pin(futures::future::join_all(
+            pending.into_iter().map(|(i, d)| async move { (i, d.await) }),
+        ));
         InFlight { rows, outcomes, fatal, stopped_early, handled, reports: Some(reports) }
     }
 
@@ -145,7 +151,6 @@ pub(crate) async fn send_batch<P: Publisher + 'static>(publisher: &Arc<P>, rows:
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-
 
     use super::*;
 

@@ -172,7 +172,13 @@ pub async fn commit(
     let lane = lease.lane;
     let err = |source| OutboxError::Commit { lane, source };
     let advance = || {
-        sqlx::query(ADVANCE).bind(lane).bind(lease.owner).bind(lease.epoch).bind(to.pos).bind(to.id).bind(lease_ms)
+        sqlx::query(ADVANCE)
+            .bind(lane)
+            .bind(lease.owner)
+            .bind(lease.epoch)
+            .bind(to.pos)
+            .bind(to.id)
+            .bind(lease_ms)
     };
     if parked.is_empty() {
         // The common case: one autocommit statement, so the relay holds a

@@ -14,11 +14,8 @@ pub(crate) fn current_span_context() -> Option<(String, Option<String>)> {
     if !sc.is_valid() {
         return None;
     }
-    let traceparent = format_traceparent(
-        &sc.trace_id().to_string(),
-        &sc.span_id().to_string(),
-        sc.trace_flags().to_u8(),
-    );
+    let traceparent =
+        format_traceparent(&sc.trace_id().to_string(), &sc.span_id().to_string(), sc.trace_flags().to_u8());
     let state = sc.trace_state().header();
     Some((traceparent, (!state.is_empty()).then_some(state)))
 }
@@ -44,8 +41,8 @@ mod tests {
         use tracing_subscriber::layer::SubscriberExt as _;
 
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("place order");
             let _entered = span.enter();

@@ -85,7 +85,8 @@ mod tests {
 
     #[test]
     fn too_large_is_permanent_and_timeouts_are_retriable() {
-        let e = PublishError::from_kafka(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge));
+        let e =
+            PublishError::from_kafka(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge));
         assert!(!e.is_retriable());
         let e = PublishError::from_kafka(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut));
         assert!(e.is_retriable());

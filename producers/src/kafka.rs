@@ -26,10 +26,8 @@ impl std::fmt::Debug for KafkaPublisher {
 impl KafkaPublisher {
     /// Creates the producer (it connects lazily, on the first record).
     pub fn new(config: &ProducerConfig) -> Result<Self, PublishError> {
-        let producer: FutureProducer = config
-            .client_config()?
-            .create()
-            .map_err(|e| PublishError::CreateProducer(e.to_string()))?;
+        let producer: FutureProducer =
+            config.client_config()?.create().map_err(|e| PublishError::CreateProducer(e.to_string()))?;
         Ok(KafkaPublisher { producer })
     }
 

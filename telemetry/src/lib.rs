@@ -125,7 +125,10 @@ mod tests {
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("consume");
-            continue_trace(&span, [("TraceParent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]);
+            continue_trace(
+                &span,
+                [("TraceParent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
+            );
             let _g = span.enter();
             let (parent, _) = current_traceparent().expect("inside a trace");
             assert!(parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{parent}");

@@ -32,7 +32,10 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("image", &self.image.full()).field("bootstrap", &self.bootstrap).finish()
+        f.debug_struct("Broker")
+            .field("image", &self.image.full())
+            .field("bootstrap", &self.bootstrap)
+            .finish()
     }
 }
 
@@ -46,7 +49,10 @@ impl Broker {
             .with_exposed_port(port.tcp())
             .with_mapped_port(port, port.tcp())
             // Listener settings understood by apache/kafka and by our tansu image.
-            .with_env_var("KAFKA_LISTENERS", format!("PLAINTEXT://0.0.0.0:{port},CONTROLLER://localhost:9093"))
+            .with_env_var(
+                "KAFKA_LISTENERS",
+                format!("PLAINTEXT://0.0.0.0:{port},CONTROLLER://localhost:9093"),
+            )
             .with_env_var("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}"))
             // apache/kafka (KRaft, single node); ignored by tansu.
             .with_env_var("KAFKA_NODE_ID", "1")
@@ -88,7 +94,8 @@ impl Broker {
         let new: Vec<NewTopic<'_>> =
             topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = admin.create_topics(&new, &opts).await.map_err(|e| HarnessError::Kafka(e.to_string()))?;
+        let results =
+            admin.create_topics(&new, &opts).await.map_err(|e| HarnessError::Kafka(e.to_string()))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -144,7 +151,8 @@ impl Broker {
             async move {
                 tokio::task::spawn_blocking(move || {
                     let consumer = metadata_client(&bootstrap)?;
-                    let md = consumer.fetch_metadata(None, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+                    let md =
+                        consumer.fetch_metadata(None, Duration::from_secs(5)).map_err(|e| e.to_string())?;
                     for w in &wanted {
                         let found = md.topics().iter().any(|t| t.name() == w && !t.partitions().is_empty());
                         if !found {

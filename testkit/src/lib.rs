@@ -30,8 +30,8 @@ pub mod broker;
 pub mod environment;
 pub mod error;
 pub mod images;
-pub mod postgres;
 mod ports;
+pub mod postgres;
 
 pub use broker::Broker;
 pub use environment::Environment;

@@ -43,7 +43,15 @@ impl Postgres {
             .with_env_var("POSTGRES_USER", USER)
             .with_env_var("POSTGRES_PASSWORD", PASSWORD)
             .with_env_var("POSTGRES_DB", "postgres")
-            .with_cmd(["postgres", "-c", "fsync=off", "-c", "max_connections=400", "-c", "synchronous_commit=off"])
+            .with_cmd([
+                "postgres",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=400",
+                "-c",
+                "synchronous_commit=off",
+            ])
             .with_startup_timeout(READY_TIMEOUT)
             .start()
             .await

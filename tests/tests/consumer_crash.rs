@@ -44,10 +44,7 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -57,11 +54,7 @@ impl Worker {
                 }
             }
         });
-        Ok(Worker {
-            child,
-            lines,
-            seen: Vec::new(),
-        })
+        Ok(Worker { child, lines, seen: Vec::new() })
     }
 
     /// Waits for a line starting with `prefix`; returns it.
@@ -76,19 +69,15 @@ impl Worker {
                         return Ok(line);
                     }
                 }
-                Err(_) => anyhow::bail!(
-                    "no line starting with {prefix:?} within {timeout:?}; saw {:?}",
-                    self.seen
-                ),
+                Err(_) => {
+                    anyhow::bail!("no line starting with {prefix:?} within {timeout:?}; saw {:?}", self.seen)
+                }
             }
         }
     }
 
     fn sigterm(&self) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()?;
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
         anyhow::ensure!(status.success(), "kill -TERM failed");
         Ok(())
     }
@@ -100,10 +89,7 @@ impl Worker {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status.success());
             }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "worker did not exit within {timeout:?}"
-            );
+            anyhow::ensure!(Instant::now() < deadline, "worker did not exit within {timeout:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -125,30 +111,21 @@ fn parse_stats(line: &str) -> anyhow::Result<(u64, u64, u64)> {
             .ok_or_else(|| anyhow::anyhow!("no {name} in {line:?}"))?;
         Ok(field.parse()?)
     };
-    Ok((
-        value("applied")?,
-        value("duplicates")?,
-        value("dead_lettered")?,
-    ))
+    Ok((value("applied")?, value("duplicates")?, value("dead_lettered")?))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_in_the_middle_of_a_handler_then_restart_applies_every_effect_once()
--> anyhow::Result<()> {
+async fn kill_9_in_the_middle_of_a_handler_then_restart_applies_every_effect_once() -> anyhow::Result<()> {
     support::init_tracing();
     let env = testkit::Environment::start().await?;
     let topic = "crash.commands";
-    env.broker
-        .create_topics(&[topic, "crash.commands.dlq"], 1)
-        .await?;
+    env.broker.create_topics(&[topic, "crash.commands.dlq"], 1).await?;
     let db = env.postgres.fresh_database().await?;
     let pool = support::prepare_database(&db).await?;
     let bootstrap = env.broker.bootstrap_servers().to_owned();
 
     let producer = support::publisher(&bootstrap)?;
-    let commands: Vec<_> = (0..4)
-        .map(|i| support::command(topic, i + 1))
-        .collect::<Result<_, _>>()?;
+    let commands: Vec<_> = (0..4).map(|i| support::command(topic, i + 1)).collect::<Result<_, _>>()?;
     for m in &commands {
         support::send(&producer, m).await?;
     }
@@ -167,11 +144,7 @@ async fn kill_9_in_the_middle_of_a_handler_then_restart_applies_every_effect_onc
     let counts = support::effect_counts(&pool).await?;
     assert_eq!(counts.get(&ids[0]), Some(&1));
     assert_eq!(counts.get(&ids[1]), Some(&1));
-    assert_eq!(
-        counts.get(&ids[2]),
-        None,
-        "the killed transaction was rolled back"
-    );
+    assert_eq!(counts.get(&ids[2]), None, "the killed transaction was rolled back");
     assert_eq!(counts.get(&ids[3]), None);
 
     let mut worker = Worker::start(&bootstrap, &db, topic, "crash", 0, 200)?;
@@ -181,19 +154,10 @@ async fn kill_9_in_the_middle_of_a_handler_then_restart_applies_every_effect_onc
     }
     worker.sigterm()?;
     let line = tokio::task::block_in_place(|| worker.wait_line("stats ", Duration::from_secs(30)))?;
-    assert!(
-        tokio::task::block_in_place(|| worker.wait_exit(Duration::from_secs(30)))?,
-        "clean exit"
-    );
+    assert!(tokio::task::block_in_place(|| worker.wait_exit(Duration::from_secs(30)))?, "clean exit");
     let (applied, duplicates, dead_lettered) = parse_stats(&line)?;
-    assert_eq!(
-        applied, 2,
-        "only the rolled-back and the unprocessed record were applied: {line}"
-    );
-    assert_eq!(
-        duplicates, 2,
-        "the two records finished before the crash came back and were skipped: {line}"
-    );
+    assert_eq!(applied, 2, "only the rolled-back and the unprocessed record were applied: {line}");
+    assert_eq!(duplicates, 2, "the two records finished before the crash came back and were skipped: {line}");
     assert_eq!(dead_lettered, 0);
     Ok(())
 }
@@ -203,17 +167,13 @@ async fn sigterm_finishes_the_record_in_flight_commits_and_exits_zero() -> anyho
     support::init_tracing();
     let env = testkit::Environment::start().await?;
     let topic = "shutdown.commands";
-    env.broker
-        .create_topics(&[topic, "shutdown.commands.dlq"], 1)
-        .await?;
+    env.broker.create_topics(&[topic, "shutdown.commands.dlq"], 1).await?;
     let db = env.postgres.fresh_database().await?;
     let pool = support::prepare_database(&db).await?;
     let bootstrap = env.broker.bootstrap_servers().to_owned();
 
     let producer = support::publisher(&bootstrap)?;
-    let commands: Vec<_> = (0..2)
-        .map(|i| support::command(topic, i + 1))
-        .collect::<Result<_, _>>()?;
+    let commands: Vec<_> = (0..2).map(|i| support::command(topic, i + 1)).collect::<Result<_, _>>()?;
     for m in &commands {
         support::send(&producer, m).await?;
     }
@@ -227,33 +187,15 @@ async fn sigterm_finishes_the_record_in_flight_commits_and_exits_zero() -> anyho
     let signalled = Instant::now();
     worker.sigterm()?;
     let line = tokio::task::block_in_place(|| worker.wait_line("stats ", Duration::from_secs(30)))?;
-    assert!(
-        tokio::task::block_in_place(|| worker.wait_exit(Duration::from_secs(25)))?,
-        "exit code 0"
-    );
+    assert!(tokio::task::block_in_place(|| worker.wait_exit(Duration::from_secs(25)))?, "exit code 0");
     // Bound: in_flight_grace (10 s) + close_timeout (10 s).
-    assert!(
-        signalled.elapsed() < Duration::from_secs(20),
-        "shut down in {:?}",
-        signalled.elapsed()
-    );
-    assert_eq!(
-        parse_stats(&line)?,
-        (1, 0, 0),
-        "the in-flight record was finished, no other was started"
-    );
-    assert!(
-        !worker.seen.iter().any(|l| l.contains(&ids[1].to_string())),
-        "no record fetched after SIGTERM"
-    );
+    assert!(signalled.elapsed() < Duration::from_secs(20), "shut down in {:?}", signalled.elapsed());
+    assert_eq!(parse_stats(&line)?, (1, 0, 0), "the in-flight record was finished, no other was started");
+    assert!(!worker.seen.iter().any(|l| l.contains(&ids[1].to_string())), "no record fetched after SIGTERM");
     drop(worker);
 
     let counts = support::effect_counts(&pool).await?;
-    assert_eq!(
-        counts.get(&ids[0]),
-        Some(&1),
-        "the in-flight record committed"
-    );
+    assert_eq!(counts.get(&ids[0]), Some(&1), "the in-flight record committed");
     assert_eq!(counts.get(&ids[1]), None);
 
     // The first record's offset was committed at shutdown: the restarted
@@ -264,13 +206,7 @@ async fn sigterm_finishes_the_record_in_flight_commits_and_exits_zero() -> anyho
     assert_eq!(counts.get(&ids[1]), Some(&1));
     worker.sigterm()?;
     let line = tokio::task::block_in_place(|| worker.wait_line("stats ", Duration::from_secs(30)))?;
-    assert!(tokio::task::block_in_place(
-        || worker.wait_exit(Duration::from_secs(30))
-    )?);
-    assert_eq!(
-        parse_stats(&line)?,
-        (1, 0, 0),
-        "only the second record was delivered again"
-    );
+    assert!(tokio::task::block_in_place(|| worker.wait_exit(Duration::from_secs(30)))?);
+    assert_eq!(parse_stats(&line)?, (1, 0, 0), "only the second record was delivered again");
     Ok(())
 }

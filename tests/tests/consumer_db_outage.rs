@@ -14,9 +14,7 @@ async fn records_are_retried_through_a_database_outage_and_applied_once() -> any
     support::init_tracing();
     let env = testkit::Environment::start().await?;
     let topic = "outage.commands";
-    env.broker
-        .create_topics(&[topic, "outage.commands.dlq"], 1)
-        .await?;
+    env.broker.create_topics(&[topic, "outage.commands.dlq"], 1).await?;
     let pool = support::prepare_database(&env.postgres.fresh_database().await?).await?;
     let bootstrap = env.broker.bootstrap_servers();
     let producer = support::publisher(bootstrap)?;
@@ -40,9 +38,7 @@ async fn records_are_retried_through_a_database_outage_and_applied_once() -> any
     support::wait_for_effects(&pool, &[before.envelope.event_id], Duration::from_secs(60)).await?;
 
     env.postgres.stop().await?;
-    let during: Vec<_> = (0..3)
-        .map(|i| support::command(topic, 10 + i))
-        .collect::<Result<_, _>>()?;
+    let during: Vec<_> = (0..3).map(|i| support::command(topic, 10 + i)).collect::<Result<_, _>>()?;
     for m in &during {
         support::send(&producer, m).await?;
     }
@@ -52,11 +48,7 @@ async fn records_are_retried_through_a_database_outage_and_applied_once() -> any
         || async { Ok((stats.snapshot().retries >= 3).then_some(())) },
     )
     .await?;
-    assert_eq!(
-        stats.snapshot().applied,
-        1,
-        "nothing can be applied while the database is down"
-    );
+    assert_eq!(stats.snapshot().applied, 1, "nothing can be applied while the database is down");
     env.postgres.start_again().await?;
 
     let ids: Vec<_> = during.iter().map(|m| m.envelope.event_id).collect();

@@ -19,9 +19,7 @@ async fn the_same_event_delivered_twice_is_applied_once() -> anyhow::Result<()> 
     support::init_tracing();
     let env = testkit::Environment::start().await?;
     let topic = "dedupe.commands";
-    env.broker
-        .create_topics(&[topic, "dedupe.commands.dlq"], 1)
-        .await?;
+    env.broker.create_topics(&[topic, "dedupe.commands.dlq"], 1).await?;
     let pool = support::prepare_database(&env.postgres.fresh_database().await?).await?;
     let bootstrap = env.broker.bootstrap_servers();
 
@@ -42,35 +40,23 @@ async fn the_same_event_delivered_twice_is_applied_once() -> anyhow::Result<()> 
     let cancel = CancellationToken::new();
     let running = tokio::spawn(consumer.run(cancel.clone()));
 
-    support::eventually(
-        "three records finished",
-        Duration::from_secs(60),
-        || async { Ok((stats.snapshot().finished() >= 3).then_some(())) },
-    )
+    support::eventually("three records finished", Duration::from_secs(60), || async {
+        Ok((stats.snapshot().finished() >= 3).then_some(()))
+    })
     .await?;
     cancel.cancel();
     running.await??;
 
     let counts = support::effect_counts(&pool).await?;
-    assert_eq!(
-        counts.get(&twice.envelope.event_id),
-        Some(&1),
-        "delivered twice, applied once"
-    );
+    assert_eq!(counts.get(&twice.envelope.event_id), Some(&1), "delivered twice, applied once");
     assert_eq!(counts.get(&once.envelope.event_id), Some(&1));
     assert_eq!(counts.len(), 2);
     let s = stats.snapshot();
-    assert_eq!(
-        (s.applied, s.duplicates, s.dead_lettered),
-        (2, 1, 0),
-        "{s:?}"
-    );
+    assert_eq!((s.applied, s.duplicates, s.dead_lettered), (2, 1, 0), "{s:?}");
 
     let mut conn = pool.acquire().await?;
     assert!(consumers::inbox::contains(&mut conn, "dedupe", twice.envelope.event_id).await?);
-    assert!(
-        !consumers::inbox::contains(&mut conn, "another-consumer", twice.envelope.event_id).await?
-    );
+    assert!(!consumers::inbox::contains(&mut conn, "another-consumer", twice.envelope.event_id).await?);
     Ok(())
 }
 
@@ -79,9 +65,7 @@ async fn two_members_receiving_the_same_records_apply_each_event_once() -> anyho
     support::init_tracing();
     let env = testkit::Environment::start().await?;
     let topic = "overlap.commands";
-    env.broker
-        .create_topics(&[topic, "overlap.commands.dlq"], 1)
-        .await?;
+    env.broker.create_topics(&[topic, "overlap.commands.dlq"], 1).await?;
     let pool = support::prepare_database(&env.postgres.fresh_database().await?).await?;
     let bootstrap = env.broker.bootstrap_servers();
 
@@ -101,25 +85,15 @@ async fn two_members_receiving_the_same_records_apply_each_event_once() -> anyho
     for group in ["overlap-a", "overlap-b"] {
         let mut config = support::consumer_config(bootstrap, group, topic);
         config.consumer_name = "overlap".into();
-        let handler = support::EffectHandler {
-            sleep: Duration::from_millis(5),
-            announce: false,
-        };
+        let handler = support::EffectHandler { sleep: Duration::from_millis(5), announce: false };
         let consumer = Consumer::new(config, pool.clone(), handler)?;
         stats.push(consumer.stats());
         runs.push(tokio::spawn(consumer.run(cancel.clone())));
     }
 
-    support::eventually(
-        "both members finished every record",
-        Duration::from_secs(90),
-        || async {
-            Ok(stats
-                .iter()
-                .all(|s| s.snapshot().finished() >= 40)
-                .then_some(()))
-        },
-    )
+    support::eventually("both members finished every record", Duration::from_secs(90), || async {
+        Ok(stats.iter().all(|s| s.snapshot().finished() >= 40).then_some(()))
+    })
     .await?;
     cancel.cancel();
     for r in runs {
@@ -128,11 +102,7 @@ async fn two_members_receiving_the_same_records_apply_each_event_once() -> anyho
 
     let counts = support::effect_counts(&pool).await?;
     for id in &ids {
-        assert_eq!(
-            counts.get(id),
-            Some(&1),
-            "event {id} must be applied exactly once"
-        );
+        assert_eq!(counts.get(id), Some(&1), "event {id} must be applied exactly once");
     }
     let (a, b) = (stats[0].snapshot(), stats[1].snapshot());
     assert_eq!(a.applied + b.applied, 40, "{a:?} {b:?}");

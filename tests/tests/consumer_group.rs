@@ -30,19 +30,14 @@ async fn members_joining_and_leaving_lose_nothing_and_apply_nothing_twice() -> a
     support::init_tracing();
     let env = testkit::Environment::start().await?;
     let topic = "group.commands";
-    env.broker
-        .create_topics(&[topic, "group.commands.dlq"], 3)
-        .await?;
+    env.broker.create_topics(&[topic, "group.commands.dlq"], 3).await?;
     let pool = support::prepare_database(&env.postgres.fresh_database().await?).await?;
     let bootstrap = env.broker.bootstrap_servers();
     let producer = support::publisher(bootstrap)?;
     let member = |name: &str| {
         let mut config = support::consumer_config(bootstrap, "group", topic);
         config.client_id = name.to_owned();
-        let handler = support::EffectHandler {
-            sleep: Duration::from_millis(20),
-            announce: false,
-        };
+        let handler = support::EffectHandler { sleep: Duration::from_millis(20), announce: false };
         Consumer::new(config, pool.clone(), handler)
     };
 
@@ -53,11 +48,9 @@ async fn members_joining_and_leaving_lose_nothing_and_apply_nothing_twice() -> a
     let a_stats = a.stats();
     let a_cancel = CancellationToken::new();
     let a_run = tokio::spawn(a.run(a_cancel.clone()));
-    support::eventually(
-        "member A to start applying",
-        Duration::from_secs(60),
-        || async { Ok((a_stats.snapshot().finished() >= 10).then_some(())) },
-    )
+    support::eventually("member A to start applying", Duration::from_secs(60), || async {
+        Ok((a_stats.snapshot().finished() >= 10).then_some(()))
+    })
     .await?;
 
     let b = member("member-b")?;
@@ -65,11 +58,9 @@ async fn members_joining_and_leaving_lose_nothing_and_apply_nothing_twice() -> a
     let b_cancel = CancellationToken::new();
     let b_run = tokio::spawn(b.run(b_cancel.clone()));
     produce(&producer, topic, 60, &mut ids).await?;
-    support::eventually(
-        "member B to get partitions and apply",
-        Duration::from_secs(90),
-        || async { Ok((b_stats.snapshot().finished() >= 5).then_some(())) },
-    )
+    support::eventually("member B to get partitions and apply", Duration::from_secs(90), || async {
+        Ok((b_stats.snapshot().finished() >= 5).then_some(()))
+    })
     .await?;
 
     // A leaves gracefully while records are still coming.
@@ -88,9 +79,6 @@ async fn members_joining_and_leaving_lose_nothing_and_apply_nothing_twice() -> a
     let (a, b) = (a_stats.snapshot(), b_stats.snapshot());
     assert_eq!(a.applied + b.applied, 180, "{a:?} {b:?}");
     assert_eq!(a.dead_lettered + b.dead_lettered, 0);
-    assert!(
-        a.applied > 0 && b.applied > 0,
-        "both members did work: {a:?} {b:?}"
-    );
+    assert!(a.applied > 0 && b.applied > 0, "both members did work: {a:?} {b:?}");
     Ok(())
 }

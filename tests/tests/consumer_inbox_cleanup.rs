@@ -12,19 +12,12 @@ use sqlx::postgres::PgPoolOptions;
 #[tokio::test]
 async fn expired_inbox_rows_are_deleted_in_batches_and_recent_ones_kept() -> anyhow::Result<()> {
     let pg = testkit::Postgres::start().await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&pg.fresh_database().await?)
-        .await?;
+    let pool = PgPoolOptions::new().max_connections(2).connect(&pg.fresh_database().await?).await?;
     consumers::migrate(&pool).await?;
     consumers::migrate(&pool).await?; // idempotent
-    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM _consumers_migrations")
-        .fetch_one(&pool)
-        .await?;
-    assert_eq!(
-        history, 2,
-        "both migrations recorded in the crate's own table"
-    );
+    let history: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _consumers_migrations").fetch_one(&pool).await?;
+    assert_eq!(history, 2, "both migrations recorded in the crate's own table");
 
     // 7 rows 20 days old, 3 rows 1 hour old.
     sqlx::query(
@@ -47,21 +40,12 @@ async fn expired_inbox_rows_are_deleted_in_batches_and_recent_ones_kept() -> any
         "one batch is bounded"
     );
     drop(conn);
-    assert_eq!(
-        cleanup::delete_expired(&pool, &retention).await?,
-        4,
-        "the rest of the expired rows"
-    );
+    assert_eq!(cleanup::delete_expired(&pool, &retention).await?, 4, "the rest of the expired rows");
     assert_eq!(cleanup::delete_expired(&pool, &retention).await?, 0);
 
-    let left: Vec<i64> =
-        sqlx::query_scalar("SELECT kafka_offset FROM consumer_inbox ORDER BY kafka_offset")
-            .fetch_all(&pool)
-            .await?;
-    assert_eq!(
-        left,
-        vec![7, 8, 9],
-        "rows inside the retention window are kept"
-    );
+    let left: Vec<i64> = sqlx::query_scalar("SELECT kafka_offset FROM consumer_inbox ORDER BY kafka_offset")
+        .fetch_all(&pool)
+        .await?;
+    assert_eq!(left, vec![7, 8, 9], "rows inside the retention window are kept");
     Ok(())
 }

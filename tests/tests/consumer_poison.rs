@@ -29,11 +29,7 @@ struct Parked {
     headers: HashMap<String, String>,
 }
 
-async fn read_dead_letters(
-    bootstrap: &str,
-    topic: &str,
-    want: usize,
-) -> anyhow::Result<Vec<Parked>> {
+async fn read_dead_letters(bootstrap: &str, topic: &str, want: usize) -> anyhow::Result<Vec<Parked>> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "poison-dlq-reader")
@@ -50,10 +46,7 @@ async fn read_dead_letters(
             .map(|hs| {
                 hs.iter()
                     .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                        )
+                        (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
                     })
                     .collect()
             })
@@ -91,47 +84,21 @@ async fn poison_records_are_dead_lettered_with_their_reason_and_the_next_record_
     // offset 1: a valid envelope around bytes that are not Avro
     let garbage = support::command(topic, 9)?;
     let garbage_headers = garbage.envelope.to_headers();
-    let garbage_pairs: Vec<(&str, &[u8])> = garbage_headers
-        .iter()
-        .map(|(k, v)| (*k, v.as_bytes()))
-        .collect();
-    support::send_raw(
-        &producer,
-        topic,
-        b"poison-1",
-        b"\xff\xfenot avro at all",
-        &garbage_pairs,
-    )
-    .await?;
+    let garbage_pairs: Vec<(&str, &[u8])> = garbage_headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    support::send_raw(&producer, topic, b"poison-1", b"\xff\xfenot avro at all", &garbage_pairs).await?;
     support::send(&producer, &good[1]).await?;
 
     // offset 3: no envelope headers
-    support::send_raw(
-        &producer,
-        topic,
-        b"poison-2",
-        &garbage.payload,
-        &[("x-origin", b"somebody's script")],
-    )
-    .await?;
+    support::send_raw(&producer, topic, b"poison-2", &garbage.payload, &[("x-origin", b"somebody's script")])
+        .await?;
     support::send(&producer, &good[2]).await?;
 
     // offset 5: a message type nobody handles
     let mut unknown = support::command(topic, 9)?;
     unknown.envelope.message_type = "saga.unknown.Mystery".into();
     let unknown_headers = unknown.envelope.to_headers();
-    let unknown_pairs: Vec<(&str, &[u8])> = unknown_headers
-        .iter()
-        .map(|(k, v)| (*k, v.as_bytes()))
-        .collect();
-    support::send_raw(
-        &producer,
-        topic,
-        b"poison-3",
-        &unknown.payload,
-        &unknown_pairs,
-    )
-    .await?;
+    let unknown_pairs: Vec<(&str, &[u8])> = unknown_headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    support::send_raw(&producer, topic, b"poison-3", &unknown.payload, &unknown_pairs).await?;
     support::send(&producer, &good[3]).await?;
 
     let consumer = Consumer::new(
@@ -158,100 +125,42 @@ async fn poison_records_are_dead_lettered_with_their_reason_and_the_next_record_
     let parked = read_dead_letters(bootstrap, dlq, 3).await?;
     let by_offset: HashMap<&str, &Parked> = parked
         .iter()
-        .map(|p| {
-            (
-                p.headers
-                    .get(header::ORIGINAL_OFFSET)
-                    .map_or("?", String::as_str),
-                p,
-            )
-        })
+        .map(|p| (p.headers.get(header::ORIGINAL_OFFSET).map_or("?", String::as_str), p))
         .collect();
 
-    let p = by_offset
-        .get("1")
-        .ok_or_else(|| anyhow::anyhow!("garbage payload not parked: {parked:?}"))?;
-    assert_eq!(
-        p.payload.as_deref(),
-        Some(&b"\xff\xfenot avro at all"[..]),
-        "payload untouched"
-    );
+    let p = by_offset.get("1").ok_or_else(|| anyhow::anyhow!("garbage payload not parked: {parked:?}"))?;
+    assert_eq!(p.payload.as_deref(), Some(&b"\xff\xfenot avro at all"[..]), "payload untouched");
     assert_eq!(p.key.as_deref(), Some(&b"poison-1"[..]));
     assert_eq!(
         p.headers.get(envelope_header::EVENT_ID),
         Some(&garbage.envelope.event_id.to_string()),
         "original headers kept"
     );
-    assert!(
-        p.headers[header::ERROR_MESSAGE].contains("decode"),
-        "{:?}",
-        p.headers
-    );
+    assert!(p.headers[header::ERROR_MESSAGE].contains("decode"), "{:?}", p.headers);
 
-    let p = by_offset
-        .get("3")
-        .ok_or_else(|| anyhow::anyhow!("headerless record not parked: {parked:?}"))?;
-    assert_eq!(
-        p.headers.get("x-origin").map(String::as_str),
-        Some("somebody's script")
-    );
-    assert!(
-        p.headers[header::ERROR_MESSAGE].contains("missing header"),
-        "{:?}",
-        p.headers
-    );
+    let p = by_offset.get("3").ok_or_else(|| anyhow::anyhow!("headerless record not parked: {parked:?}"))?;
+    assert_eq!(p.headers.get("x-origin").map(String::as_str), Some("somebody's script"));
+    assert!(p.headers[header::ERROR_MESSAGE].contains("missing header"), "{:?}", p.headers);
     assert_eq!(p.payload.as_deref(), Some(&garbage.payload[..]));
 
-    let p = by_offset
-        .get("5")
-        .ok_or_else(|| anyhow::anyhow!("unknown type not parked: {parked:?}"))?;
-    assert!(
-        p.headers[header::ERROR_MESSAGE].contains("unknown message type"),
-        "{:?}",
-        p.headers
-    );
-    assert!(
-        p.headers[header::ERROR_MESSAGE].contains("saga.unknown.Mystery"),
-        "{:?}",
-        p.headers
-    );
+    let p = by_offset.get("5").ok_or_else(|| anyhow::anyhow!("unknown type not parked: {parked:?}"))?;
+    assert!(p.headers[header::ERROR_MESSAGE].contains("unknown message type"), "{:?}", p.headers);
+    assert!(p.headers[header::ERROR_MESSAGE].contains("saga.unknown.Mystery"), "{:?}", p.headers);
 
     for p in &parked {
-        assert_eq!(
-            p.headers.get(header::ORIGINAL_TOPIC).map(String::as_str),
-            Some(topic)
-        );
-        assert_eq!(
-            p.headers
-                .get(header::ORIGINAL_PARTITION)
-                .map(String::as_str),
-            Some("0")
-        );
-        assert_eq!(
-            p.headers.get(header::ERROR_CLASS).map(String::as_str),
-            Some("permanent")
-        );
-        assert_eq!(
-            p.headers.get(header::ATTEMPTS).map(String::as_str),
-            Some("1")
-        );
-        assert_eq!(
-            p.headers.get(header::CONSUMER).map(String::as_str),
-            Some("poison")
-        );
-        let at = p
-            .headers
-            .get(header::FIRST_FAILURE_AT)
-            .ok_or_else(|| anyhow::anyhow!("no failure time"))?;
+        assert_eq!(p.headers.get(header::ORIGINAL_TOPIC).map(String::as_str), Some(topic));
+        assert_eq!(p.headers.get(header::ORIGINAL_PARTITION).map(String::as_str), Some("0"));
+        assert_eq!(p.headers.get(header::ERROR_CLASS).map(String::as_str), Some("permanent"));
+        assert_eq!(p.headers.get(header::ATTEMPTS).map(String::as_str), Some("1"));
+        assert_eq!(p.headers.get(header::CONSUMER).map(String::as_str), Some("poison"));
+        let at = p.headers.get(header::FIRST_FAILURE_AT).ok_or_else(|| anyhow::anyhow!("no failure time"))?;
         chrono::DateTime::parse_from_rfc3339(at)?;
     }
 
     // Every offset was committed, the poison records' included: the group
     // resumes after the last record (offsets 0..=6: next offset 7).
-    let group: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "poison")
-        .create()?;
+    let group: StreamConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "poison").create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, 0);
     let committed = group.committed_offsets(tpl, Duration::from_secs(10))?;

@@ -25,7 +25,8 @@ async fn rollback_publishes_nothing_and_commit_publishes_with_headers() -> anyho
 
     // Committed, with a trace context in the envelope.
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let m = message(&s.topic, "committed", 0).with_trace_context(Some(traceparent.into()), Some("k=v".into()));
+    let m =
+        message(&s.topic, "committed", 0).with_trace_context(Some(traceparent.into()), Some("k=v".into()));
     let mut tx = s.pool.begin().await?;
     sqlx::query("INSERT INTO orders VALUES ('committed')").execute(&mut *tx).await?;
     outbox::enqueue(&mut tx, &m).await?;
@@ -33,19 +34,28 @@ async fn rollback_publishes_nothing_and_commit_publishes_with_headers() -> anyho
     // A later marker: once it is in Kafka, the committed message is too.
     enqueue_committed(&s.pool, &message(&s.topic, "committed", 1)).await?;
 
-    let seen = consume_until(s.env.broker.bootstrap_servers(), &s.topic, s.partitions, Duration::from_secs(60), |v| {
-        v.iter().any(|x| x.key == "committed" && x.seq == 1)
-    })
+    let seen = consume_until(
+        s.env.broker.bootstrap_servers(),
+        &s.topic,
+        s.partitions,
+        Duration::from_secs(60),
+        |v| v.iter().any(|x| x.key == "committed" && x.seq == 1),
+    )
     .await?;
     // Give a wrongly published rolled-back row time to show up too.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let seen_more = consume_until(s.env.broker.bootstrap_servers(), &s.topic, s.partitions, Duration::from_secs(10), |v| {
-        v.len() >= seen.len()
-    })
+    let seen_more = consume_until(
+        s.env.broker.bootstrap_servers(),
+        &s.topic,
+        s.partitions,
+        Duration::from_secs(10),
+        |v| v.len() >= seen.len(),
+    )
     .await?;
 
     assert!(seen_more.iter().all(|x| x.key != "rolled-back"), "a rolled-back message was published");
-    let first = seen.iter().find(|x| x.key == "committed" && x.seq == 0).expect("committed message published");
+    let first =
+        seen.iter().find(|x| x.key == "committed" && x.seq == 0).expect("committed message published");
     assert_eq!(first.event_id, m.envelope.event_id);
     assert_eq!(first.headers.get("traceparent").map(String::as_str), Some(traceparent));
     assert_eq!(first.headers.get("tracestate").map(String::as_str), Some("k=v"));
@@ -57,7 +67,10 @@ async fn rollback_publishes_nothing_and_commit_publishes_with_headers() -> anyho
     let stats = relay.stop().await?;
     assert!(stats.published >= 2, "{stats:?}");
     let owners = lane_owners(&s.pool).await?;
-    assert!(owners.iter().all(|(_, owner, _, _)| owner.is_none()), "graceful stop releases lanes: {owners:?}");
+    assert!(
+        owners.iter().all(|(_, owner, _, _)| owner.is_none()),
+        "graceful stop releases lanes: {owners:?}"
+    );
     Ok(())
 }
 
@@ -74,14 +87,17 @@ async fn an_oversized_record_is_parked_and_blocks_only_its_key() -> anyhow::Resu
     }
     let relay = InProcessRelay::start(&s.pool, s.env.broker.bootstrap_servers(), relay_config("r1"))?;
     let bootstrap = s.env.broker.bootstrap_servers();
-    let everything = |v: &[Seen]| v.iter().any(|x| x.key == "big") && v.iter().filter(|x| x.key == "small").count() >= 5;
+    let everything =
+        |v: &[Seen]| v.iter().any(|x| x.key == "big") && v.iter().filter(|x| x.key == "small").count() >= 5;
     consume_until(bootstrap, &s.topic, s.partitions, Duration::from_secs(60), everything).await?;
     // A later row of the blocked key must stay behind the parked one.
     enqueue_committed(&s.pool, &message(&s.topic, "big", 3)).await?;
     enqueue_committed(&s.pool, &message(&s.topic, "small", 5)).await?;
     assert!(
-        eventually(Duration::from_secs(20), || async { Ok(relay.stats.get().published >= 7 && relay.stats.get().parked >= 3) })
-            .await?,
+        eventually(Duration::from_secs(20), || async {
+            Ok(relay.stats.get().published >= 7 && relay.stats.get().parked >= 3)
+        })
+        .await?,
         "relay stats: {:?}",
         relay.stats.get()
     );
@@ -92,8 +108,10 @@ async fn an_oversized_record_is_parked_and_blocks_only_its_key() -> anyhow::Resu
     .await?;
     // Anything wrongly published would have arrived with what we waited for;
     // read a little longer to be sure.
-    let seen_more = consume_until(bootstrap, &s.topic, s.partitions, Duration::from_secs(3), |v| v.len() > seen_more.len())
-        .await?;
+    let seen_more = consume_until(bootstrap, &s.topic, s.partitions, Duration::from_secs(3), |v| {
+        v.len() > seen_more.len()
+    })
+    .await?;
 
     check_per_key_order(&seen_more, &HashMap::from([("small".to_owned(), 6u64)]))?;
     let big_seqs: Vec<u64> = seen_more.iter().filter(|x| x.key == "big").map(|x| x.seq).collect();
@@ -101,7 +119,10 @@ async fn an_oversized_record_is_parked_and_blocks_only_its_key() -> anyhow::Resu
 
     let parked = outbox::list_parked(&s.pool, 10).await?;
     assert_eq!(parked.len(), 3, "{parked:?}");
-    assert!(parked[0].reason.to_lowercase().contains("size") || parked[0].reason.contains("large"), "{parked:?}");
+    assert!(
+        parked[0].reason.to_lowercase().contains("size") || parked[0].reason.contains("large"),
+        "{parked:?}"
+    );
     assert_eq!(parked[0].blocked_by, None);
     assert!(parked[1..].iter().all(|p| p.blocked_by == Some(big.envelope.event_id) && p.key == "big"));
     assert_eq!(stats.parked, 3);
@@ -117,7 +138,8 @@ async fn rows_are_found_after_the_listener_connection_drops() -> anyhow::Result<
     config.idle_advance_interval = Duration::from_secs(600);
     let relay = InProcessRelay::start(&s.pool, s.env.broker.bootstrap_servers(), config)?;
     enqueue_committed(&s.pool, &message(&s.topic, "k", 0)).await?;
-    consume_until(s.env.broker.bootstrap_servers(), &s.topic, 1, Duration::from_secs(60), |v| !v.is_empty()).await?;
+    consume_until(s.env.broker.bootstrap_servers(), &s.topic, 1, Duration::from_secs(60), |v| !v.is_empty())
+        .await?;
 
     // Kill the LISTEN connection; a row committed while it is down must still
     // be published promptly (wake-all on reconnect), not after 10 minutes.
@@ -150,7 +172,8 @@ async fn cleanup_deletes_only_published_rows_past_retention() -> anyhow::Result<
     assert_eq!(outbox::cleanup::cleanup_once(&s.pool, Duration::ZERO, 3, 100).await?, 0);
 
     let relay = InProcessRelay::start(&s.pool, s.env.broker.bootstrap_servers(), relay_config("r1"))?;
-    consume_until(s.env.broker.bootstrap_servers(), &s.topic, 1, Duration::from_secs(60), |v| v.len() >= 10).await?;
+    consume_until(s.env.broker.bootstrap_servers(), &s.topic, 1, Duration::from_secs(60), |v| v.len() >= 10)
+        .await?;
     assert!(
         eventually(Duration::from_secs(10), || async { Ok(relay.stats.get().published >= 10) }).await?,
         "relay recorded the batch"

@@ -33,7 +33,9 @@ async fn a_long_transaction_that_commits_late_is_not_skipped() -> anyhow::Result
 
     t1.commit().await?;
     enqueue_committed(&s.pool, &message(&s.topic, "short", 1)).await?;
-    let seen = consume_until(bootstrap, &s.topic, s.partitions, Duration::from_secs(60), |v| distinct(v) >= 3).await?;
+    let seen =
+        consume_until(bootstrap, &s.topic, s.partitions, Duration::from_secs(60), |v| distinct(v) >= 3)
+            .await?;
     relay.stop().await?;
 
     let expected = HashMap::from([("long".to_owned(), 1u64), ("short".to_owned(), 2u64)]);
@@ -52,11 +54,13 @@ async fn a_key_follows_commit_order_not_transaction_id_order() -> anyhow::Result
 
     let mut tb = s.pool.begin().await?;
     sqlx::query("INSERT INTO business VALUES ('b')").execute(&mut *tb).await?;
-    let xid_b: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *tb).await?;
+    let xid_b: i64 =
+        sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *tb).await?;
 
     let mut ta = s.pool.begin().await?;
     sqlx::query("INSERT INTO business VALUES ('a')").execute(&mut *ta).await?;
-    let xid_a: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *ta).await?;
+    let xid_a: i64 =
+        sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *ta).await?;
     assert!(xid_b < xid_a);
     outbox::enqueue(&mut ta, &message(&s.topic, "K", 0)).await?;
 
@@ -71,8 +75,10 @@ async fn a_key_follows_commit_order_not_transaction_id_order() -> anyhow::Result
     ta.commit().await?;
     waiting.await??;
 
-    let seen = consume_until(s.env.broker.bootstrap_servers(), &s.topic, 1, Duration::from_secs(60), |v| distinct(v) >= 2)
-        .await?;
+    let seen = consume_until(s.env.broker.bootstrap_servers(), &s.topic, 1, Duration::from_secs(60), |v| {
+        distinct(v) >= 2
+    })
+    .await?;
     relay.stop().await?;
     check_per_key_order(&seen, &HashMap::from([("K".to_owned(), 2u64)]))?;
     Ok(())

@@ -78,9 +78,15 @@ async fn kill_9_at_random_moments_loses_nothing_and_keeps_key_order() -> anyhow:
     last.terminate()?;
 
     let report = check_per_key_order(&seen, &expected).map_err(|e| {
-        e.context(format!("{} of {total} distinct events consumed; outbox backlog {backlog:?}", distinct(&seen)))
+        e.context(format!(
+            "{} of {total} distinct events consumed; outbox backlog {backlog:?}",
+            distinct(&seen)
+        ))
     })?;
-    eprintln!("{total} committed events, {} records, {} duplicates after {KILLS} kills", report.records, report.duplicates);
+    eprintln!(
+        "{total} committed events, {} records, {} duplicates after {KILLS} kills",
+        report.records, report.duplicates
+    );
     assert!(
         report.duplicates <= KILLS * LANES * BATCH * DEPTH,
         "duplicates beyond the in-flight batches: {}",

@@ -139,12 +139,18 @@ async fn a_stale_epoch_cannot_write() -> anyhow::Result<()> {
     assert!(matches!(err, Err(outbox::OutboxError::LeaseLost { .. })), "{err:?}");
     // Same owner name, stale epoch: also refused.
     let stale_epoch = LeaseToken { lane, owner: "new", epoch: old_epoch };
-    assert!(matches!(store::commit(&s.pool, stale_epoch, to, &[], 1000).await, Err(outbox::OutboxError::LeaseLost { .. })));
+    assert!(matches!(
+        store::commit(&s.pool, stale_epoch, to, &[], 1000).await,
+        Err(outbox::OutboxError::LeaseLost { .. })
+    ));
     assert!(outbox::list_parked(&s.pool, 10).await?.is_empty(), "the refused batch parked nothing");
     let kept = outbox::lease::renew(&s.pool, "old", &[(lane, old_epoch)], ttl).await?;
     assert!(kept.is_empty(), "the stale holder cannot renew");
-    let cursors: HashSet<i64> =
-        sqlx::query_scalar("SELECT cursor_id FROM outbox_lanes").fetch_all(&s.pool).await?.into_iter().collect();
+    let cursors: HashSet<i64> = sqlx::query_scalar("SELECT cursor_id FROM outbox_lanes")
+        .fetch_all(&s.pool)
+        .await?
+        .into_iter()
+        .collect();
     assert_eq!(cursors, HashSet::from([0]), "no cursor moved");
 
     let current = LeaseToken { lane, owner: "new", epoch: new[0].epoch };

@@ -48,12 +48,16 @@ async fn concurrent_writers_keep_per_key_commit_order() -> anyhow::Result<()> {
                 };
                 let mut tx = pool.begin().await?;
                 // Take the transaction id before touching the key.
-                sqlx::query("INSERT INTO business VALUES ($1)").bind(format!("writer {w}")).execute(&mut *tx).await?;
-                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-                let n: i64 = sqlx::query_scalar("UPDATE counters SET n = n + 1 WHERE key = $1 RETURNING n - 1")
-                    .bind(&key)
-                    .fetch_one(&mut *tx)
+                sqlx::query("INSERT INTO business VALUES ($1)")
+                    .bind(format!("writer {w}"))
+                    .execute(&mut *tx)
                     .await?;
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                let n: i64 =
+                    sqlx::query_scalar("UPDATE counters SET n = n + 1 WHERE key = $1 RETURNING n - 1")
+                        .bind(&key)
+                        .fetch_one(&mut *tx)
+                        .await?;
                 outbox::enqueue(&mut tx, &message(&topic, &key, u64::try_from(n)?)).await?;
                 tokio::time::sleep(Duration::from_millis(hold_ms)).await;
                 if rollback {

@@ -69,8 +69,14 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
 
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
-    for (name, pool) in [("orders", &orders), ("inventory", &inventory), ("payment", &payment), ("orchestrator", &orchestrator)] {
-        let relay = OutboxRelay::new(pool.clone(), ProducerConfig::new(bootstrap.clone()), relay_config(name))?;
+    for (name, pool) in [
+        ("orders", &orders),
+        ("inventory", &inventory),
+        ("payment", &payment),
+        ("orchestrator", &orchestrator),
+    ] {
+        let relay =
+            OutboxRelay::new(pool.clone(), ProducerConfig::new(bootstrap.clone()), relay_config(name))?;
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move { relay.run(stop).await.map_err(anyhow::Error::from) }));
     }
@@ -131,7 +137,9 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
     // Inventory: order 1's two units are gone for good; order 3's unit was
     // reserved and released again; SKU-B never moved.
     let stock: Vec<(String, i64, i64)> =
-        sqlx::query_as("SELECT sku, on_hand::bigint, reserved::bigint FROM stock ORDER BY sku").fetch_all(&inventory).await?;
+        sqlx::query_as("SELECT sku, on_hand::bigint, reserved::bigint FROM stock ORDER BY sku")
+            .fetch_all(&inventory)
+            .await?;
     assert_eq!(stock, vec![("SKU-A".into(), 8, 0), ("SKU-B".into(), 1, 0)]);
     let reservations: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT order_id, status FROM reservations").fetch_all(&inventory).await?;
@@ -140,12 +148,14 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
     assert_eq!(status_of(ids[1]), Some("FAILED"));
     assert_eq!(status_of(ids[2]), Some("RELEASED"));
     // Payment: one authorization, one decline, nothing for the order without stock.
-    let payments: Vec<(Uuid, String)> = sqlx::query_as("SELECT order_id, status FROM payments").fetch_all(&payment).await?;
+    let payments: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT order_id, status FROM payments").fetch_all(&payment).await?;
     assert_eq!(payments.len(), 2, "{payments:?}");
     assert!(payments.contains(&(ids[0], "AUTHORIZED".into())), "{payments:?}");
     assert!(payments.contains(&(ids[2], "DECLINED".into())), "{payments:?}");
     // The orchestrator's record agrees.
-    let sagas: Vec<(Uuid, String)> = sqlx::query_as("SELECT saga_id, status FROM saga").fetch_all(&orchestrator).await?;
+    let sagas: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT saga_id, status FROM saga").fetch_all(&orchestrator).await?;
     assert_eq!(sagas.len(), 3);
     assert!(sagas.contains(&(ids[0], "APPROVED".into())), "{sagas:?}");
 

@@ -22,14 +22,13 @@ fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
 
 async fn produce_one(bootstrap: &str, topic: &str, key: &str, marker: &str) -> anyhow::Result<(i32, i64)> {
     let producer = producer(bootstrap)?;
-    let headers = OwnedHeaders::new()
-        .insert(Header { key: "smoke-marker", value: Some(marker) })
-        .insert(Header { key: "traceparent", value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") });
+    let headers =
+        OwnedHeaders::new().insert(Header { key: "smoke-marker", value: Some(marker) }).insert(Header {
+            key: "traceparent",
+            value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        });
     let delivery = producer
-        .send(
-            FutureRecord::to(topic).key(key).payload("hello").headers(headers),
-            Duration::from_secs(10),
-        )
+        .send(FutureRecord::to(topic).key(key).payload("hello").headers(headers), Duration::from_secs(10))
         .await
         .map_err(|(e, _)| anyhow::anyhow!("delivery failed: {e}"))?;
     Ok((delivery.partition, delivery.offset))
@@ -57,10 +56,8 @@ async fn kafka_round_trip_with_headers_and_postgres_round_trip() -> anyhow::Resu
     assert_eq!(msg.key(), Some(&b"k1"[..]));
     assert_eq!(msg.payload(), Some(&b"hello"[..]));
     let headers = msg.headers().ok_or_else(|| anyhow::anyhow!("record came back without headers"))?;
-    let found: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
-        .collect();
+    let found: Vec<(String, Vec<u8>)> =
+        headers.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect();
     assert!(found.contains(&("smoke-marker".to_owned(), marker.as_bytes().to_vec())), "headers: {found:?}");
     assert!(found.iter().any(|(k, _)| k == "traceparent"));
 
@@ -69,7 +66,8 @@ async fn kafka_round_trip_with_headers_and_postgres_round_trip() -> anyhow::Resu
     sqlx::query("CREATE TABLE smoke (id uuid PRIMARY KEY, note text NOT NULL)").execute(&pool).await?;
     let id = Uuid::new_v4();
     sqlx::query("INSERT INTO smoke (id, note) VALUES ($1, $2)").bind(id).bind(&marker).execute(&pool).await?;
-    let note: String = sqlx::query_scalar("SELECT note FROM smoke WHERE id = $1").bind(id).fetch_one(&pool).await?;
+    let note: String =
+        sqlx::query_scalar("SELECT note FROM smoke WHERE id = $1").bind(id).fetch_one(&pool).await?;
     assert_eq!(note, marker);
     Ok(())
 }

@@ -66,12 +66,7 @@ pub struct InventoryReservationFailed {
     #[serde(with = "chrono::serde::ts_microseconds")]
     pub failed_at: DateTime<Utc>,
 }
-order_message!(
-    InventoryReservationFailed,
-    "saga.inventory.InventoryReservationFailed",
-    1,
-    INVENTORY_REPLIES
-);
+order_message!(InventoryReservationFailed, "saga.inventory.InventoryReservationFailed", 1, INVENTORY_REPLIES);
 
 /// Command (compensation): give back the stock held for an order. Idempotent;
 /// releasing an order with no reservation succeeds and leaves a tombstone.

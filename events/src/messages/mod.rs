@@ -31,8 +31,8 @@ pub mod order;
 pub mod payment;
 pub(crate) mod uuid_string;
 
-pub use catalog::{ALL, MessageType};
 pub(crate) use catalog::EMBEDDED_SCHEMAS;
+pub use catalog::{ALL, MessageType};
 
 /// Implements [`Message`](crate::Message) for a message type whose
 /// `order_id: Uuid` field is the aggregate id.

@@ -27,12 +27,19 @@ pub const RELEASED_BEFORE_RESERVE: &str = "released before reserve";
 pub struct InventoryHandler;
 
 impl Handler for InventoryHandler {
-    async fn handle(&self, message: &InboundMessage, tx: &mut Transaction<'_, Postgres>) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        message: &InboundMessage,
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
         let span = tracing::info_span!("inventory", message_type = %message.envelope.message_type,
             order_id = %message.envelope.aggregate_id);
         let env = &message.envelope;
         let trace = env.traceparent.iter().map(|v| ("traceparent", v.as_str()));
-        telemetry::continue_trace(&span, trace.chain(env.tracestate.iter().map(|v| ("tracestate", v.as_str()))));
+        telemetry::continue_trace(
+            &span,
+            trace.chain(env.tracestate.iter().map(|v| ("tracestate", v.as_str()))),
+        );
         async {
             if message.is::<ReserveInventory>() {
                 reserve(message, &message.decode()?, tx).await
@@ -176,7 +183,10 @@ async fn commit(
             )));
         }
         None => {
-            return Err(HandlerError::permanent(format!("cannot commit order {}: no reservation", cmd.order_id)));
+            return Err(HandlerError::permanent(format!(
+                "cannot commit order {}: no reservation",
+                cmd.order_id
+            )));
         }
     }
     reply(tx, m, &InventoryCommitted { order_id: cmd.order_id, committed_at: Utc::now() }).await
@@ -194,4 +204,3 @@ fn failed(r: &Reservation) -> InventoryReservationFailed {
         failed_at: r.created_at,
     }
 }
-

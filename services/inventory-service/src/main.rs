@@ -26,7 +26,8 @@ struct Config {
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("inventory-service")?;
     let config = Config::parse();
-    let pool = sqlx::PgPool::connect(&config.database_url).await.context("connecting to the inventory database")?;
+    let pool =
+        sqlx::PgPool::connect(&config.database_url).await.context("connecting to the inventory database")?;
     inventory_service::migrate(&pool).await?;
     if !config.seed_stock.0.is_empty() {
         let mut conn = pool.acquire().await.context("connecting to seed stock")?;

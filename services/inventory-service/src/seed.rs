@@ -50,7 +50,12 @@ impl FromStr for SeedStock {
             }
             Ok((sku.to_owned(), qty))
         };
-        s.split(',').map(str::trim).filter(|e| !e.is_empty()).map(parse).collect::<Result<_, _>>().map(SeedStock)
+        s.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(parse)
+            .collect::<Result<_, _>>()
+            .map(SeedStock)
     }
 }
 

@@ -100,7 +100,9 @@ impl Status {
     }
 
     fn parse(s: &str) -> Option<Status> {
-        [Status::Reserved, Status::Failed, Status::Released, Status::Committed].into_iter().find(|v| v.as_str() == s)
+        [Status::Reserved, Status::Failed, Status::Released, Status::Committed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
@@ -169,14 +171,18 @@ pub async fn lock_order(conn: &mut PgConnection, order_id: Uuid) -> Result<(), S
 }
 
 /// The reservation of `order_id`, if any.
-pub async fn find_reservation(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Reservation>, StockError> {
+pub async fn find_reservation(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<Reservation>, StockError> {
     let err = |source| StockError::ReadReservation { order_id, source };
-    let row =
-        sqlx::query("SELECT status, lines, reason, unavailable_skus, created_at FROM reservations WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(conn)
-            .await
-            .map_err(err)?;
+    let row = sqlx::query(
+        "SELECT status, lines, reason, unavailable_skus, created_at FROM reservations WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(err)?;
     let Some(row) = row else { return Ok(None) };
     let status: String = row.try_get("status").map_err(err)?;
     let status = Status::parse(&status)
@@ -237,14 +243,19 @@ pub async fn lock_stock<'a>(
     skus: impl IntoIterator<Item = &'a String>,
 ) -> Result<Vec<StockLevel>, StockError> {
     let skus: Vec<&str> = skus.into_iter().map(String::as_str).collect();
-    let rows = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
-        .bind(&skus)
-        .fetch_all(conn)
-        .await
-        .map_err(StockError::LockStock)?;
+    let rows =
+        sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
+            .bind(&skus)
+            .fetch_all(conn)
+            .await
+            .map_err(StockError::LockStock)?;
     rows.iter()
         .map(|r| {
-            Ok(StockLevel { sku: r.try_get("sku")?, on_hand: r.try_get("on_hand")?, reserved: r.try_get("reserved")? })
+            Ok(StockLevel {
+                sku: r.try_get("sku")?,
+                on_hand: r.try_get("on_hand")?,
+                reserved: r.try_get("reserved")?,
+            })
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StockError::LockStock)
@@ -289,7 +300,11 @@ pub async fn stock_level(conn: &mut PgConnection, sku: &str) -> Result<Option<St
         .await
         .map_err(StockError::LockStock)?;
     row.map(|r| {
-        Ok(StockLevel { sku: r.try_get("sku")?, on_hand: r.try_get("on_hand")?, reserved: r.try_get("reserved")? })
+        Ok(StockLevel {
+            sku: r.try_get("sku")?,
+            on_hand: r.try_get("on_hand")?,
+            reserved: r.try_get("reserved")?,
+        })
     })
     .transpose()
     .map_err(StockError::LockStock)

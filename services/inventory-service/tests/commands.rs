@@ -33,8 +33,15 @@ async fn setup(stock: &[(&str, i64)]) -> anyhow::Result<(testkit::Postgres, PgPo
 
 /// `cmd` as the runtime hands it over: a fresh envelope in saga `saga`.
 fn inbound<M: Message>(cmd: &M, saga: Uuid) -> anyhow::Result<InboundMessage> {
-    let out = OutgoingMessage::new(cmd)?.correlated_with(saga).with_trace_context(Some(TRACEPARENT.into()), None);
-    Ok(InboundMessage { envelope: out.envelope, payload: out.payload, topic: out.topic, partition: 0, offset: 0 })
+    let out =
+        OutgoingMessage::new(cmd)?.correlated_with(saga).with_trace_context(Some(TRACEPARENT.into()), None);
+    Ok(InboundMessage {
+        envelope: out.envelope,
+        payload: out.payload,
+        topic: out.topic,
+        partition: 0,
+        offset: 0,
+    })
 }
 
 /// Handles `m` in its own transaction; commits on success, rolls back on error.
@@ -61,8 +68,9 @@ async fn outbox(pool: &PgPool) -> anyhow::Result<Vec<(Envelope, String, Vec<u8>)
         .map(|r| {
             let names: Vec<String> = r.try_get("header_names")?;
             let values: Vec<String> = r.try_get("header_values")?;
-            let env =
-                Envelope::from_headers(names.iter().map(String::as_str).zip(values.iter().map(|v| v.as_bytes())))?;
+            let env = Envelope::from_headers(
+                names.iter().map(String::as_str).zip(values.iter().map(|v| v.as_bytes())),
+            )?;
             Ok((env, r.try_get("topic")?, r.try_get("payload")?))
         })
         .collect()
@@ -81,7 +89,8 @@ async fn last_reply<M: Message>(pool: &PgPool, command: &InboundMessage) -> anyh
 }
 
 async fn level(pool: &PgPool, sku: &str) -> anyhow::Result<(i64, i64)> {
-    let l: StockLevel = stock::stock_level(&mut *pool.acquire().await?, sku).await?.context("no stock row")?;
+    let l: StockLevel =
+        stock::stock_level(&mut *pool.acquire().await?, sku).await?.context("no stock row")?;
     Ok((l.on_hand, l.reserved))
 }
 
@@ -198,7 +207,8 @@ async fn a_release_before_its_reserve_leaves_a_tombstone_that_refuses_the_reserv
 async fn two_orders_racing_for_the_last_unit_one_wins() -> anyhow::Result<()> {
     let (_pg, pool) = setup(&[("LAST-1", 1)]).await?;
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-    let (cmd_a, cmd_b) = (inbound(&reserve(a, &[("LAST-1", 1)]), a)?, inbound(&reserve(b, &[("LAST-1", 1)]), b)?);
+    let (cmd_a, cmd_b) =
+        (inbound(&reserve(a, &[("LAST-1", 1)]), a)?, inbound(&reserve(b, &[("LAST-1", 1)]), b)?);
 
     // A has reserved but not committed; B must wait for A's row lock, then
     // see A's reservation.
@@ -228,7 +238,10 @@ async fn two_orders_racing_for_the_last_unit_one_wins() -> anyhow::Result<()> {
         ry?.map_err(|e| anyhow!("{e}"))?;
         let mut outcomes = vec![status(&pool, x).await?, status(&pool, y).await?];
         outcomes.sort();
-        ensure!(outcomes == [Some("FAILED".to_owned()), Some("RESERVED".to_owned())], "round {round}: {outcomes:?}");
+        ensure!(
+            outcomes == [Some("FAILED".to_owned()), Some("RESERVED".to_owned())],
+            "round {round}: {outcomes:?}"
+        );
         assert_eq!(level(&pool, &sku).await?, (1, 1), "round {round}");
     }
     Ok(())
@@ -302,8 +315,11 @@ async fn commit_takes_the_stock_for_good_once() -> anyhow::Result<()> {
 async fn unknown_message_types_are_permanent_errors() -> anyhow::Result<()> {
     let (_pg, pool) = setup(&[]).await?;
     let order = Uuid::now_v7();
-    let foreign =
-        events::messages::payment::VoidPayment { order_id: order, reason: "x".into(), requested_at: Utc::now() };
+    let foreign = events::messages::payment::VoidPayment {
+        order_id: order,
+        reason: "x".into(),
+        requested_at: Utc::now(),
+    };
     match handle(&pool, &inbound(&foreign, order)?).await? {
         Err(HandlerError::Permanent(reason)) => ensure!(reason.contains("unknown message type"), "{reason}"),
         other => bail!("expected a permanent error, got {other:?}"),
@@ -331,7 +347,8 @@ async fn a_release_racing_its_reserve_leaves_nothing_held_either_way() -> anyhow
     let (_pg, pool) = setup(&[("BOOK-1", 100)]).await?;
     for round in 0..10 {
         let order = Uuid::now_v7();
-        let (res, rel) = (inbound(&reserve(order, &[("BOOK-1", 2)]), order)?, inbound(&release(order), order)?);
+        let (res, rel) =
+            (inbound(&reserve(order, &[("BOOK-1", 2)]), order)?, inbound(&release(order), order)?);
         let (r1, r2) = tokio::join!(handle(&pool, &res), handle(&pool, &rel));
         r1?.map_err(|e| anyhow!("round {round}: reserve failed: {e}"))?;
         r2?.map_err(|e| anyhow!("round {round}: release failed: {e}"))?;

@@ -61,7 +61,10 @@ async fn place_order(
     ))
 }
 
-async fn get_order(State(pool): State<PgPool>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn get_order(
+    State(pool): State<PgPool>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("order id must be a UUID: {e}")))?;
     match store::get_order(&pool, id).await.map_err(internal)? {

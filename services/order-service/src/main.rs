@@ -24,13 +24,20 @@ struct Config {
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("order-service")?;
     let config = Config::parse();
-    let pool = sqlx::PgPool::connect(&config.database_url).await.context("connecting to the order database")?;
+    let pool =
+        sqlx::PgPool::connect(&config.database_url).await.context("connecting to the order database")?;
     order_service::migrate(&pool).await?;
-    let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %config.listen, "order-service listening");
-    let consumer_config =
-        consumers::ConsumerConfig::new(config.bootstrap_servers, config.group_id, &[events::topics::ORDER_EVENTS]);
-    let consumer = consumers::Consumer::new(consumer_config, pool.clone(), order_service::outcome::OutcomeHandler)?;
+    let consumer_config = consumers::ConsumerConfig::new(
+        config.bootstrap_servers,
+        config.group_id,
+        &[events::topics::ORDER_EVENTS],
+    );
+    let consumer =
+        consumers::Consumer::new(consumer_config, pool.clone(), order_service::outcome::OutcomeHandler)?;
     let shutdown = consumers::shutdown::on_signal()?;
     let http_shutdown = shutdown.clone();
     let http = axum::serve(listener, order_service::api::router(pool))

@@ -11,7 +11,11 @@ use sqlx::{Postgres, Transaction};
 pub struct OutcomeHandler;
 
 impl Handler for OutcomeHandler {
-    async fn handle(&self, message: &InboundMessage, tx: &mut Transaction<'_, Postgres>) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        message: &InboundMessage,
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
         if message.is::<OrderApproved>() {
             let e: OrderApproved = message.decode()?;
             settle(tx, e.order_id, "APPROVED", None).await

@@ -60,7 +60,10 @@ impl PlaceOrder {
     pub fn validate(self) -> Result<ValidOrder, Invalid> {
         let bad = |m: String| Err(Invalid(m));
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            return bad(format!("currency must be three upper-case letters (ISO 4217), got {:?}", self.currency));
+            return bad(format!(
+                "currency must be three upper-case letters (ISO 4217), got {:?}",
+                self.currency
+            ));
         }
         if self.lines.is_empty() {
             return bad("an order needs at least one line".into());
@@ -80,7 +83,11 @@ impl PlaceOrder {
             if l.unit_price_minor < 0 {
                 return bad(format!("line {i}: unit_price_minor must not be negative"));
             }
-            total = match l.unit_price_minor.checked_mul(i64::from(l.quantity)).and_then(|x| total.checked_add(x)) {
+            total = match l
+                .unit_price_minor
+                .checked_mul(i64::from(l.quantity))
+                .and_then(|x| total.checked_add(x))
+            {
                 Some(t) => t,
                 None => return bad("order total overflows".into()),
             };
@@ -90,7 +97,13 @@ impl PlaceOrder {
         if channel.is_empty() || channel.len() > 32 {
             return bad("channel must be 1 to 32 characters".into());
         }
-        Ok(ValidOrder { customer_id: self.customer_id, currency: self.currency, lines, total_minor: total, channel })
+        Ok(ValidOrder {
+            customer_id: self.customer_id,
+            currency: self.currency,
+            lines,
+            total_minor: total,
+            channel,
+        })
     }
 }
 
@@ -114,10 +127,18 @@ mod tests {
 
     #[test]
     fn refuses_bad_requests_with_a_reason() {
-        assert!(req("eur", vec![line(1, 1)]).validate().unwrap_err().0.contains("currency"));
-        assert!(req("EUR", vec![]).validate().unwrap_err().0.contains("at least one line"));
-        assert!(req("EUR", vec![line(0, 1)]).validate().unwrap_err().0.contains("quantity"));
-        assert!(req("EUR", vec![line(1, -5)]).validate().unwrap_err().0.contains("negative"));
-        assert!(req("EUR", vec![line(2, i64::MAX)]).validate().unwrap_err().0.contains("overflow"));
+        assert!(req("eur", vec![line(1, 1)]).validate().expect_err("must be refused").0.contains("currency"));
+        assert!(req("EUR", vec![]).validate().expect_err("must be refused").0.contains("at least one line"));
+        assert!(req("EUR", vec![line(0, 1)]).validate().expect_err("must be refused").0.contains("quantity"));
+        assert!(
+            req("EUR", vec![line(1, -5)]).validate().expect_err("must be refused").0.contains("negative")
+        );
+        assert!(
+            req("EUR", vec![line(2, i64::MAX)])
+                .validate()
+                .expect_err("must be refused")
+                .0
+                .contains("overflow")
+        );
     }
 }

@@ -11,7 +11,12 @@ use tower::ServiceExt;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-async fn call(pool: &PgPool, method: &str, uri: &str, body: Option<String>) -> anyhow::Result<(StatusCode, Value)> {
+async fn call(
+    pool: &PgPool,
+    method: &str,
+    uri: &str,
+    body: Option<String>,
+) -> anyhow::Result<(StatusCode, Value)> {
     let req = Request::builder()
         .method(method)
         .uri(uri)
@@ -21,7 +26,8 @@ async fn call(pool: &PgPool, method: &str, uri: &str, body: Option<String>) -> a
     let resp = order_service::api::router(pool.clone()).oneshot(req).await?;
     let status = resp.status();
     let bytes = resp.into_body().collect().await?.to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     Ok((status, value))
 }
 
@@ -36,7 +42,8 @@ async fn placing_orders_stores_rows_and_outbox_events_and_refuses_bad_input() ->
     use tracing_subscriber::layer::SubscriberExt;
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let _tracing = tracing::subscriber::set_default(
-        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test"))),
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test"))),
     );
 
     let pg = testkit::Postgres::start().await?;
@@ -58,7 +65,8 @@ async fn placing_orders_stores_rows_and_outbox_events_and_refuses_bad_input() ->
     assert_eq!(view["status"], "PENDING");
     let key: String = sqlx::query_scalar("SELECT msg_key FROM outbox").fetch_one(&pool).await?;
     assert_eq!(key, id, "the outbox row is keyed by the order id");
-    let traceparent: Option<String> = sqlx::query_scalar("SELECT traceparent FROM outbox").fetch_one(&pool).await?;
+    let traceparent: Option<String> =
+        sqlx::query_scalar("SELECT traceparent FROM outbox").fetch_one(&pool).await?;
     let traceparent = traceparent.ok_or_else(|| anyhow::anyhow!("the outbox row has no trace context"))?;
     assert!(
         traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
@@ -142,7 +150,11 @@ async fn verdicts_settle_pending_orders_once() -> anyhow::Result<()> {
     assert_eq!((r["status"].as_str(), r["reason"].as_str()), (Some("REJECTED"), Some("payment declined")));
 
     // A late contradicting verdict does not flip a settled order.
-    let late = inbound(events::OutgoingMessage::new(&OrderRejected { order_id: ids[0], reason: "late".into(), rejected_at: now })?);
+    let late = inbound(events::OutgoingMessage::new(&OrderRejected {
+        order_id: ids[0],
+        reason: "late".into(),
+        rejected_at: now,
+    })?);
     let mut tx = pool.begin().await?;
     handler.handle(&late, &mut tx).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     tx.commit().await?;

@@ -8,7 +8,9 @@
 
 use chrono::Utc;
 use consumers::{Handler, HandlerError, InboundMessage};
-use events::messages::payment::{AuthorizePayment, PaymentAuthorized, PaymentDeclined, PaymentVoided, VoidPayment};
+use events::messages::payment::{
+    AuthorizePayment, PaymentAuthorized, PaymentDeclined, PaymentVoided, VoidPayment,
+};
 use outbox::enqueue_reply as reply;
 use sqlx::{Postgres, Transaction};
 use tracing::Instrument;
@@ -41,12 +43,19 @@ impl Default for PaymentHandler {
 }
 
 impl Handler for PaymentHandler {
-    async fn handle(&self, message: &InboundMessage, tx: &mut Transaction<'_, Postgres>) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        message: &InboundMessage,
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
         let span = tracing::info_span!("payment", message_type = %message.envelope.message_type,
             order_id = %message.envelope.aggregate_id);
         let env = &message.envelope;
         let trace = env.traceparent.iter().map(|v| ("traceparent", v.as_str()));
-        telemetry::continue_trace(&span, trace.chain(env.tracestate.iter().map(|v| ("tracestate", v.as_str()))));
+        telemetry::continue_trace(
+            &span,
+            trace.chain(env.tracestate.iter().map(|v| ("tracestate", v.as_str()))),
+        );
         async {
             if message.is::<AuthorizePayment>() {
                 self.authorize(message, &message.decode()?, tx).await
@@ -77,12 +86,18 @@ impl PaymentHandler {
                 (Status::Authorized, Some(authorization_id)) => {
                     reply(tx, m, &authorized(&existing, authorization_id, cmd)).await
                 }
-                (Status::Voided, None) => reply(tx, m, &declined(cmd.order_id, VOIDED_BEFORE_AUTHORIZE)).await,
+                (Status::Voided, None) => {
+                    reply(tx, m, &declined(cmd.order_id, VOIDED_BEFORE_AUTHORIZE)).await
+                }
                 (Status::Voided, Some(_)) => reply(tx, m, &declined(cmd.order_id, ALREADY_VOIDED)).await,
                 _ => {
                     let reason = existing.reason.clone().unwrap_or_default();
-                    reply(tx, m, &PaymentDeclined { order_id: cmd.order_id, reason, declined_at: existing.created_at })
-                        .await
+                    reply(
+                        tx,
+                        m,
+                        &PaymentDeclined { order_id: cmd.order_id, reason, declined_at: existing.created_at },
+                    )
+                    .await
                 }
             };
         }
@@ -106,7 +121,12 @@ impl PaymentHandler {
             (Some(authorization_id), _) => reply(tx, m, &authorized(&record, authorization_id, cmd)).await,
             (None, reason) => {
                 let reason = reason.clone().unwrap_or_default();
-                reply(tx, m, &PaymentDeclined { order_id: cmd.order_id, reason, declined_at: record.created_at }).await
+                reply(
+                    tx,
+                    m,
+                    &PaymentDeclined { order_id: cmd.order_id, reason, declined_at: record.created_at },
+                )
+                .await
             }
         }
     }
@@ -128,7 +148,11 @@ impl PaymentHandler {
 
 /// Voids an authorization; leaves a tombstone when there is none yet. Always
 /// answers `PaymentVoided`: a compensation cannot fail.
-async fn void(m: &InboundMessage, cmd: &VoidPayment, tx: &mut Transaction<'_, Postgres>) -> Result<(), HandlerError> {
+async fn void(
+    m: &InboundMessage,
+    cmd: &VoidPayment,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), HandlerError> {
     payments::lock_order(tx, cmd.order_id).await?;
     let authorization_id = match payments::find_payment(tx, cmd.order_id).await? {
         None => {
@@ -171,4 +195,3 @@ fn authorized(p: &Payment, authorization_id: Uuid, cmd: &AuthorizePayment) -> Pa
 fn declined(order_id: Uuid, reason: &str) -> PaymentDeclined {
     PaymentDeclined { order_id, reason: reason.to_owned(), declined_at: Utc::now() }
 }
-

@@ -26,10 +26,14 @@ struct Config {
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("payment-service")?;
     let config = Config::parse();
-    let pool = sqlx::PgPool::connect(&config.database_url).await.context("connecting to the payment database")?;
+    let pool =
+        sqlx::PgPool::connect(&config.database_url).await.context("connecting to the payment database")?;
     payment_service::migrate(&pool).await?;
-    let mut consumer_config =
-        consumers::ConsumerConfig::new(config.bootstrap_servers, config.group_id, &[events::topics::PAYMENT_COMMANDS]);
+    let mut consumer_config = consumers::ConsumerConfig::new(
+        config.bootstrap_servers,
+        config.group_id,
+        &[events::topics::PAYMENT_COMMANDS],
+    );
     consumer_config.client_id = "payment-service".into();
     let handler = PaymentHandler { max_amount_minor: config.max_amount_minor };
     let consumer = consumers::Consumer::new(consumer_config, pool, handler)?;

@@ -6,7 +6,9 @@
 use anyhow::{Context, anyhow, bail, ensure};
 use chrono::Utc;
 use consumers::{Handler, HandlerError, InboundMessage};
-use events::messages::payment::{AuthorizePayment, PaymentAuthorized, PaymentDeclined, PaymentVoided, VoidPayment};
+use events::messages::payment::{
+    AuthorizePayment, PaymentAuthorized, PaymentDeclined, PaymentVoided, VoidPayment,
+};
 use events::{Envelope, Message, OutgoingMessage};
 use payment_service::PaymentHandler;
 use sqlx::{PgPool, Row};
@@ -24,8 +26,15 @@ async fn setup() -> anyhow::Result<(testkit::Postgres, PgPool)> {
 
 /// `cmd` as the runtime hands it over: a fresh envelope in saga `saga`.
 fn inbound<M: Message>(cmd: &M, saga: Uuid) -> anyhow::Result<InboundMessage> {
-    let out = OutgoingMessage::new(cmd)?.correlated_with(saga).with_trace_context(Some(TRACEPARENT.into()), None);
-    Ok(InboundMessage { envelope: out.envelope, payload: out.payload, topic: out.topic, partition: 0, offset: 0 })
+    let out =
+        OutgoingMessage::new(cmd)?.correlated_with(saga).with_trace_context(Some(TRACEPARENT.into()), None);
+    Ok(InboundMessage {
+        envelope: out.envelope,
+        payload: out.payload,
+        topic: out.topic,
+        partition: 0,
+        offset: 0,
+    })
 }
 
 /// Handles `m` with the default limit in its own transaction; commits on
@@ -50,13 +59,16 @@ async fn outbox_len(pool: &PgPool) -> anyhow::Result<i64> {
 /// The last reply: checks it answers `command` (topic, correlation,
 /// causation, trace) and is a `M`, and decodes it.
 async fn last_reply<M: Message>(pool: &PgPool, command: &InboundMessage) -> anyhow::Result<M> {
-    let row = sqlx::query("SELECT topic, header_names, header_values, payload FROM outbox ORDER BY id DESC LIMIT 1")
-        .fetch_optional(pool)
-        .await?
-        .context("no outbox row")?;
+    let row = sqlx::query(
+        "SELECT topic, header_names, header_values, payload FROM outbox ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?
+    .context("no outbox row")?;
     let names: Vec<String> = row.try_get("header_names")?;
     let values: Vec<String> = row.try_get("header_values")?;
-    let env = Envelope::from_headers(names.iter().map(String::as_str).zip(values.iter().map(|v| v.as_bytes())))?;
+    let env =
+        Envelope::from_headers(names.iter().map(String::as_str).zip(values.iter().map(|v| v.as_bytes())))?;
     let topic: String = row.try_get("topic")?;
     ensure!(env.message_type == M::NAME, "reply is {}, expected {}", env.message_type, M::NAME);
     ensure!(topic == events::topics::PAYMENT_REPLIES, "reply on {topic}");
@@ -134,7 +146,11 @@ async fn a_repeated_authorize_gets_the_same_reply() -> anyhow::Result<()> {
     // Re-sent under a new event id.
     let again = inbound(&authorize(order, 2500), saga)?;
     apply(&pool, &again).await?;
-    assert_eq!(last_reply::<PaymentAuthorized>(&pool, &again).await?, first_reply, "same authorization, same time");
+    assert_eq!(
+        last_reply::<PaymentAuthorized>(&pool, &again).await?,
+        first_reply,
+        "same authorization, same time"
+    );
 
     let declined = Uuid::now_v7();
     let first = inbound(&authorize(declined, LIMIT * 2), saga)?;
@@ -186,7 +202,10 @@ async fn a_void_after_authorize_cancels_that_authorization_once() -> anyhow::Res
     // A late duplicate authorize does not revive it.
     let late = inbound(&authorize(order, 2500), saga)?;
     apply(&pool, &late).await?;
-    assert_eq!(last_reply::<PaymentDeclined>(&pool, &late).await?.reason, payment_service::handler::ALREADY_VOIDED);
+    assert_eq!(
+        last_reply::<PaymentDeclined>(&pool, &late).await?.reason,
+        payment_service::handler::ALREADY_VOIDED
+    );
     assert_eq!(payment(&pool, order).await?, Some(("VOIDED".into(), Some(authorization))));
 
     // Voiding a declined payment is a no-op that still answers.

@@ -24,10 +24,7 @@ fn env(name: &str) -> anyhow::Result<String> {
 
 fn env_millis(name: &str, default: u64) -> anyhow::Result<Duration> {
     match std::env::var(name) {
-        Ok(v) => Ok(Duration::from_millis(
-            v.parse()
-                .with_context(|| format!("{name} is not a number"))?,
-        )),
+        Ok(v) => Ok(Duration::from_millis(v.parse().with_context(|| format!("{name} is not a number"))?)),
         Err(_) => Ok(Duration::from_millis(default)),
     }
 }
@@ -43,16 +40,12 @@ async fn main() -> anyhow::Result<()> {
     support::init_tracing();
     let bootstrap = env("WORKER_BOOTSTRAP")?;
     let pool = support::prepare_database(&env("WORKER_DATABASE_URL")?).await?;
-    let mut config =
-        support::consumer_config(&bootstrap, &env("WORKER_GROUP")?, &env("WORKER_TOPIC")?);
+    let mut config = support::consumer_config(&bootstrap, &env("WORKER_GROUP")?, &env("WORKER_TOPIC")?);
     config.commit_interval = env_millis("WORKER_COMMIT_INTERVAL_MS", 200)?;
     // The crash test restarts a worker after kill -9: the dead member's
     // partition moves once its session expires.
     config.session_timeout = Duration::from_secs(6);
-    let handler = support::EffectHandler {
-        sleep: env_millis("WORKER_HANDLER_SLEEP_MS", 0)?,
-        announce: true,
-    };
+    let handler = support::EffectHandler { sleep: env_millis("WORKER_HANDLER_SLEEP_MS", 0)?, announce: true };
 
     let shutdown = consumers::shutdown::on_signal().context("install signal handlers")?;
     let consumer = consumers::Consumer::new(config, pool, handler).context("create consumer")?;

@@ -44,7 +44,11 @@ async fn main() -> anyhow::Result<()> {
         cleanup_interval: Duration::ZERO,
         ..Default::default()
     };
-    let relay = outbox::OutboxRelay::new(pool, producers::ProducerConfig::new(env("KAFKA_BOOTSTRAP_SERVERS")?), config)?;
+    let relay = outbox::OutboxRelay::new(
+        pool,
+        producers::ProducerConfig::new(env("KAFKA_BOOTSTRAP_SERVERS")?),
+        config,
+    )?;
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {

@@ -35,13 +35,8 @@ pub(crate) async fn prepare_database(url: &str) -> anyhow::Result<PgPool> {
         .connect(url)
         .await
         .context("connect to postgres")?;
-    consumers::migrate(&pool)
-        .await
-        .context("inbox migrations")?;
-    sqlx::query(EFFECTS_TABLE)
-        .execute(&pool)
-        .await
-        .context("create effect table")?;
+    consumers::migrate(&pool).await.context("inbox migrations")?;
+    sqlx::query(EFFECTS_TABLE).execute(&pool).await.context("create effect table")?;
     Ok(pool)
 }
 
@@ -56,10 +51,7 @@ pub(crate) struct EffectHandler {
 
 impl EffectHandler {
     pub(crate) fn quick() -> Self {
-        EffectHandler {
-            sleep: Duration::ZERO,
-            announce: false,
-        }
+        EffectHandler { sleep: Duration::ZERO, announce: false }
     }
 }
 
@@ -74,14 +66,12 @@ impl Handler for EffectHandler {
         }
         let command: ReserveInventory = message.decode()?;
         let quantity: i32 = command.lines.iter().map(|l| l.quantity).sum();
-        sqlx::query(
-            "INSERT INTO consumer_effects (event_id, order_id, quantity) VALUES ($1, $2, $3)",
-        )
-        .bind(message.envelope.event_id)
-        .bind(command.order_id)
-        .bind(quantity)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO consumer_effects (event_id, order_id, quantity) VALUES ($1, $2, $3)")
+            .bind(message.envelope.event_id)
+            .bind(command.order_id)
+            .bind(quantity)
+            .execute(&mut **tx)
+            .await?;
         if self.announce {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
@@ -99,10 +89,7 @@ impl Handler for EffectHandler {
 pub(crate) fn command(topic: &str, quantity: i32) -> anyhow::Result<OutgoingMessage> {
     let cmd = ReserveInventory {
         order_id: Uuid::new_v4(),
-        lines: vec![StockLine {
-            sku: "SKU-1".into(),
-            quantity,
-        }],
+        lines: vec![StockLine { sku: "SKU-1".into(), quantity }],
         requested_at: chrono::Utc::now(),
     };
     let mut m = OutgoingMessage::new(&cmd).context("encode command")?;
@@ -112,19 +99,14 @@ pub(crate) fn command(topic: &str, quantity: i32) -> anyhow::Result<OutgoingMess
 
 /// An idempotent producer on `bootstrap`.
 pub(crate) fn publisher(bootstrap: &str) -> anyhow::Result<KafkaPublisher> {
-    let config = ProducerConfig {
-        linger_ms: 0,
-        ..ProducerConfig::new(bootstrap)
-    };
+    let config = ProducerConfig { linger_ms: 0, ..ProducerConfig::new(bootstrap) };
     KafkaPublisher::new(&config).context("create producer")
 }
 
 /// Publishes `m` with its envelope headers and waits for the ack.
 pub(crate) async fn send(p: &KafkaPublisher, m: &OutgoingMessage) -> anyhow::Result<()> {
     let headers = m.envelope.to_headers();
-    p.publish(Record::from_outgoing(m, &headers))
-        .await
-        .context("publish")?;
+    p.publish(Record::from_outgoing(m, &headers)).await.context("publish")?;
     Ok(())
 }
 
@@ -136,12 +118,7 @@ pub(crate) async fn send_raw(
     payload: &[u8],
     headers: &[(&str, &[u8])],
 ) -> anyhow::Result<()> {
-    let record = Record {
-        topic,
-        key: Some(key),
-        payload: Some(payload),
-        headers: headers.to_vec(),
-    };
+    let record = Record { topic, key: Some(key), payload: Some(payload), headers: headers.to_vec() };
     p.publish(record).await.context("publish raw")?;
     Ok(())
 }
@@ -157,11 +134,7 @@ pub(crate) async fn effect_counts(pool: &PgPool) -> anyhow::Result<HashMap<Uuid,
 }
 
 /// Polls `probe` every 200 ms until it returns `Some`, or fails after `timeout`.
-pub(crate) async fn eventually<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    mut probe: F,
-) -> anyhow::Result<T>
+pub(crate) async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
@@ -175,9 +148,7 @@ where
             Err(e) => last_error = Some(e),
         }
         if tokio::time::Instant::now() >= deadline {
-            anyhow::bail!(
-                "timed out after {timeout:?} waiting for {what} (last error: {last_error:?})"
-            );
+            anyhow::bail!("timed out after {timeout:?} waiting for {what} (last error: {last_error:?})");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -192,10 +163,7 @@ pub(crate) async fn wait_for_effects(
 ) -> anyhow::Result<HashMap<Uuid, i64>> {
     eventually("effects of every event", timeout, || async {
         let counts = effect_counts(pool).await?;
-        Ok(expected
-            .iter()
-            .all(|id| counts.contains_key(id))
-            .then_some(counts))
+        Ok(expected.iter().all(|id| counts.contains_key(id)).then_some(counts))
     })
     .await
 }

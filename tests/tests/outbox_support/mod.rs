@@ -132,7 +132,10 @@ pub(crate) async fn consume_until(
         let mut headers = HashMap::new();
         if let Some(h) = m.headers() {
             for hd in h.iter() {
-                headers.insert(hd.key.to_owned(), String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned());
+                headers.insert(
+                    hd.key.to_owned(),
+                    String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                );
             }
         }
         let record_key = std::str::from_utf8(m.key().unwrap_or_default())?;
@@ -164,7 +167,10 @@ pub(crate) struct OrderReport {
 /// Checks, per key, that the first occurrences of its sequence numbers are
 /// exactly `0, 1, ..., expected[key] - 1` in partition order, and that every
 /// repeat carries the same event id as the first occurrence.
-pub(crate) fn check_per_key_order(seen: &[Seen], expected: &HashMap<String, u64>) -> anyhow::Result<OrderReport> {
+pub(crate) fn check_per_key_order(
+    seen: &[Seen],
+    expected: &HashMap<String, u64>,
+) -> anyhow::Result<OrderReport> {
     let mut by_key: HashMap<&str, Vec<&Seen>> = HashMap::new();
     for s in seen {
         by_key.entry(&s.key).or_default().push(s);
@@ -179,7 +185,11 @@ pub(crate) fn check_per_key_order(seen: &[Seen], expected: &HashMap<String, u64>
         for s in records {
             match ids.get(&s.seq) {
                 Some(id) => {
-                    anyhow::ensure!(*id == s.event_id, "key {key} seq {} repeated with another event id", s.seq);
+                    anyhow::ensure!(
+                        *id == s.event_id,
+                        "key {key} seq {} repeated with another event id",
+                        s.seq
+                    );
                     report.duplicates += 1;
                 }
                 None => {
@@ -270,7 +280,8 @@ impl RelayProcess {
     /// Sends `signal` (e.g. `STOP`, `CONT`) without waiting.
     pub(crate) fn signal(&self, signal: &str) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().context("send signal")?;
+        let status =
+            Command::new("kill").args([&format!("-{signal}"), &pid]).status().context("send signal")?;
         anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
         Ok(())
     }
