@@ -57,6 +57,11 @@
 //! it back; it will be redelivered), commit, leave the group, all within
 //! `in_flight_grace + close_timeout`.
 //!
+//! Tracing: each record is handled inside a `consume` span that continues the
+//! producer's W3C trace from the envelope's `traceparent` / `tracestate`
+//! (through the `telemetry` crate), so a handler's logs, spans and the replies
+//! it enqueues belong to the trace that started with the original request.
+//!
 //! What is *not* covered: effects outside the handler's transaction (HTTP
 //! calls, direct Kafka sends) may repeat; with [`InboxMode::Disabled`] every
 //! redelivery applies its effect again.

@@ -75,6 +75,10 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             message_type = %message.envelope.message_type,
             position = %record.position(),
         );
+        // The record's span continues the producer's trace (W3C context
+        // carried in the envelope), so the handler and its replies join it.
+        let env = &message.envelope;
+        telemetry::continue_trace_from(&span, env.traceparent.as_deref(), env.tracestate.as_deref());
         async {
             let attempt = |n: u32| {
                 if n > 1 {

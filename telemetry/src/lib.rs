@@ -21,7 +21,7 @@
 //!
 //! ## Layout
 //! Everything is in this file: [`init`], [`Telemetry`], [`continue_trace`],
-//! [`current_traceparent`].
+//! [`continue_trace_from`], [`current_traceparent`].
 
 use std::collections::HashMap;
 
@@ -103,6 +103,13 @@ where
         // Only fails when the span is disabled; then there is nothing to link.
         let _ = span.set_parent(cx);
     }
+}
+
+/// [`continue_trace`] for a message envelope's optional `traceparent` /
+/// `tracestate` fields.
+pub fn continue_trace_from(span: &tracing::Span, traceparent: Option<&str>, tracestate: Option<&str>) {
+    let parent = traceparent.map(|v| ("traceparent", v));
+    continue_trace(span, parent.into_iter().chain(tracestate.map(|v| ("tracestate", v))));
 }
 
 /// `traceparent` and `tracestate` of the current span, when it is part of a

@@ -8,6 +8,10 @@
 //! 2. not enough stock → REJECTED, nothing to compensate;
 //! 3. payment declined → stock reserved, then released in compensation →
 //!    REJECTED, stock back where it was.
+//!
+//! With OpenTelemetry installed as in the binaries, every message of the three
+//! sagas — in every service's outbox — belongs to the trace of the request
+//! that placed the orders.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +23,7 @@ use outbox::{OutboxRelay, RelayConfig};
 use producers::ProducerConfig;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 fn relay_config(name: &str) -> RelayConfig {
@@ -49,8 +54,11 @@ fn order(sku: &str, quantity: i32, unit_price_minor: i64) -> ValidOrder {
     }
 }
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 #[tokio::test]
 async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("saga-end-to-end")?;
     let env = testkit::Environment::start().await?;
     env.broker.create_system_topics(3).await?;
     let bootstrap = env.broker.bootstrap_servers().to_owned();
@@ -110,9 +118,18 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
         tasks.push(tokio::spawn(async move { saga.run(s).await.map_err(anyhow::Error::from) }));
     }
 
-    let approved = order_service::store::place_order(&orders, order("SKU-A", 2, 1_000)).await?;
-    let no_stock = order_service::store::place_order(&orders, order("SKU-B", 5, 100)).await?;
-    let declined = order_service::store::place_order(&orders, order("SKU-A", 1, 9_000)).await?;
+    // The caller's trace, as an HTTP request would bring it.
+    let request = tracing::info_span!("request");
+    telemetry::continue_trace(&request, [("traceparent", TRACEPARENT)]);
+    let (approved, no_stock, declined) = async {
+        anyhow::Ok((
+            order_service::store::place_order(&orders, order("SKU-A", 2, 1_000)).await?,
+            order_service::store::place_order(&orders, order("SKU-B", 5, 100)).await?,
+            order_service::store::place_order(&orders, order("SKU-A", 1, 9_000)).await?,
+        ))
+    }
+    .instrument(request)
+    .await?;
     let ids = [approved.order_id, no_stock.order_id, declined.order_id];
 
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -158,6 +175,26 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
         sqlx::query_as("SELECT saga_id, status FROM saga").fetch_all(&orchestrator).await?;
     assert_eq!(sagas.len(), 3);
     assert!(sagas.contains(&(ids[0], "APPROVED".into())), "{sagas:?}");
+
+    // One trace across every service: each outbox row carries the request's
+    // trace id (with its own span id).
+    for (name, pool) in [
+        ("orders", &orders),
+        ("inventory", &inventory),
+        ("payment", &payment),
+        ("orchestrator", &orchestrator),
+    ] {
+        let traces: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT traceparent FROM outbox").fetch_all(pool).await?;
+        assert!(!traces.is_empty(), "{name} published nothing");
+        for t in traces {
+            let t = t.unwrap_or_default();
+            assert!(
+                t.starts_with(&TRACEPARENT[..35]),
+                "{name} outbox row outside the request's trace: {t:?}"
+            );
+        }
+    }
 
     stop.cancel();
     for t in tasks {

@@ -34,12 +34,6 @@ impl Handler for InventoryHandler {
     ) -> Result<(), HandlerError> {
         let span = tracing::info_span!("inventory", message_type = %message.envelope.message_type,
             order_id = %message.envelope.aggregate_id);
-        let env = &message.envelope;
-        let trace = env.traceparent.iter().map(|v| ("traceparent", v.as_str()));
-        telemetry::continue_trace(
-            &span,
-            trace.chain(env.tracestate.iter().map(|v| ("tracestate", v.as_str()))),
-        );
         async {
             if message.is::<ReserveInventory>() {
                 reserve(message, &message.decode()?, tx).await
