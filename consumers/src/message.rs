@@ -79,6 +79,19 @@ pub struct InboundMessage {
 }
 
 impl InboundMessage {
+    /// `message` as the runtime would hand it to a handler after reading it
+    /// at `partition`/`offset` of its topic: for driving a handler without a
+    /// broker (tests, replays from the outbox).
+    pub fn from_outgoing(message: events::OutgoingMessage, partition: i32, offset: i64) -> Self {
+        InboundMessage {
+            envelope: message.envelope,
+            payload: message.payload,
+            topic: message.topic,
+            partition,
+            offset,
+        }
+    }
+
     /// Parses the envelope of `record`. A record without a valid envelope
     /// (missing or malformed headers, no value) can never be processed: the
     /// error is meant to be dead-lettered as permanent.

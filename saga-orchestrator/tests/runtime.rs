@@ -45,13 +45,7 @@ fn inbound<M: Message>(message: &M, saga_id: Option<Uuid>) -> anyhow::Result<Inb
     if let Some(id) = saga_id {
         out = out.correlated_with(id);
     }
-    Ok(InboundMessage {
-        envelope: out.envelope,
-        payload: out.payload,
-        topic: out.topic,
-        partition: 0,
-        offset: 0,
-    })
+    Ok(InboundMessage::from_outgoing(out, 0, 0))
 }
 
 /// Runs the handler in its own transaction and commits it on success, as

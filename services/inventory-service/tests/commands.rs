@@ -35,13 +35,7 @@ async fn setup(stock: &[(&str, i64)]) -> anyhow::Result<(testkit::Postgres, PgPo
 fn inbound<M: Message>(cmd: &M, saga: Uuid) -> anyhow::Result<InboundMessage> {
     let out =
         OutgoingMessage::new(cmd)?.correlated_with(saga).with_trace_context(Some(TRACEPARENT.into()), None);
-    Ok(InboundMessage {
-        envelope: out.envelope,
-        payload: out.payload,
-        topic: out.topic,
-        partition: 0,
-        offset: 0,
-    })
+    Ok(InboundMessage::from_outgoing(out, 0, 0))
 }
 
 /// Handles `m` in its own transaction; commits on success, rolls back on error.

@@ -120,13 +120,7 @@ async fn verdicts_settle_pending_orders_once() -> anyhow::Result<()> {
         assert_eq!(status, StatusCode::CREATED);
         ids.push(uuid::Uuid::parse_str(body["order_id"].as_str().unwrap_or_default())?);
     }
-    let inbound = |m: events::OutgoingMessage| InboundMessage {
-        envelope: m.envelope,
-        payload: m.payload,
-        topic: m.topic,
-        partition: 0,
-        offset: 0,
-    };
+    let inbound = |m: events::OutgoingMessage| InboundMessage::from_outgoing(m, 0, 0);
     let now = chrono::Utc::now();
     let approved = inbound(events::OutgoingMessage::new(&OrderApproved {
         order_id: ids[0],

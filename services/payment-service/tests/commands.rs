@@ -28,13 +28,7 @@ async fn setup() -> anyhow::Result<(testkit::Postgres, PgPool)> {
 fn inbound<M: Message>(cmd: &M, saga: Uuid) -> anyhow::Result<InboundMessage> {
     let out =
         OutgoingMessage::new(cmd)?.correlated_with(saga).with_trace_context(Some(TRACEPARENT.into()), None);
-    Ok(InboundMessage {
-        envelope: out.envelope,
-        payload: out.payload,
-        topic: out.topic,
-        partition: 0,
-        offset: 0,
-    })
+    Ok(InboundMessage::from_outgoing(out, 0, 0))
 }
 
 /// Handles `m` with the default limit in its own transaction; commits on
