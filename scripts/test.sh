@@ -8,6 +8,9 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh"
 . "$ROOT/scripts/env.sh"
 echo "broker image: $SAGA_BROKER_IMAGE, postgres image: $SAGA_POSTGRES_IMAGE"
+# The debug build of every test binary takes a few GiB; say what is left so
+# a full disk is recognised as such.
+df -h "$ROOT" | awk 'NR == 2 { print "disk: " $4 " free of " $2 " on " $6 }'
 
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"
@@ -15,3 +18,4 @@ else
   cargo test --workspace "$@" -- --test-threads=2
 fi
 cargo test --workspace --doc
+du -sh "${CARGO_TARGET_DIR:-$ROOT/target}" 2>/dev/null | awk '{ print "build output: " $1 }' || true

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::batch;
 use crate::error::OutboxError;
 use crate::lease::LaneLease;
+use crate::metrics::Delivery;
 use crate::relay::Shared;
 use crate::send::InFlight;
 use crate::store::{self, Cursor, LeaseToken};
@@ -218,17 +219,17 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     clock.extend(asked, cfg.lease_ttl);
                     last_advance = Instant::now();
                     shared.metrics.record_commit(asked.elapsed());
-                    let latencies: Vec<f64> = done
+                    let deliveries: Vec<Delivery> = done
                         .rows
                         .iter()
                         .take_while(|r| r.cursor() <= to)
-                        .map(|r| (acked_at - r.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0)
+                        .map(|r| Delivery { event_id: r.event_id, created_at: r.created_at, acked_at })
                         .collect();
                     shared.metrics.record_batch(
                         lease.lane,
                         decision.delivered,
                         decision.park.len(),
-                        &latencies,
+                        &deliveries,
                     );
                     for p in &decision.park {
                         tracing::warn!(lane = lease.lane, row = p.id, reason = %p.reason, "outbox row parked");

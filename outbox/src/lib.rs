@@ -30,7 +30,7 @@
 //!   the lease manager, the lane workers and the background tasks.
 //! * `wakeup` — LISTEN/NOTIFY wake-ups with reconnects.
 //! * [`cleanup`] — bounded deletion of published rows after the retention.
-//! * [`metrics`] — backlog, oldest age, publish rate and commit→ack latency
+//! * [`metrics`] — backlog, oldest age, publish rate and age at ack
 //!   through `tracing` (OpenTelemetry-ready field names).
 //! * [`parked`] — listing and discarding parked rows.
 //! * [`reply`](mod@reply) — [`enqueue_reply`]: a consumer handler's reply, in
@@ -87,6 +87,7 @@ pub mod metrics;
 pub mod parked;
 mod relay;
 pub mod reply;
+pub mod schema;
 mod send;
 pub mod store;
 mod trace;
@@ -94,10 +95,11 @@ mod wakeup;
 
 pub use enqueue::{Enqueued, NOTIFY_CHANNEL, enqueue};
 pub use error::OutboxError;
-pub use metrics::RelayStats;
+pub use metrics::{Delivery, RelayStats};
 pub use parked::{ParkedRow, discard_parked, list_parked};
 pub use relay::{OutboxRelay, RelayConfig, StatsHandle};
 pub use reply::enqueue_reply;
+pub use schema::{ServiceMigrateError, migrate_service};
 /// Re-exported: [`OutboxRelay::run`] stops when this token is cancelled.
 pub use tokio_util::sync::CancellationToken;
 

@@ -4,7 +4,8 @@
 //! fmt subscriber they are ordinary log fields.
 //!
 //! * per batch (target `outbox::metrics`, DEBUG): published rows
-//!   (counter) and the batch's commit→ack latency of its oldest row (histogram);
+//!   (counter) and the age at ack of the batch's oldest row (histogram: from
+//!   the writing transaction's `now()`, i.e. its start, to the delivery report);
 //! * every `metrics_interval` (INFO): backlog rows, age of the oldest
 //!   unpublished row and parked rows (gauges), plus the publish rate and
 //!   latency percentiles over the interval for humans.
@@ -13,8 +14,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::store;
 use crate::wakeup::sleep_or_cancel;
@@ -40,6 +43,27 @@ pub struct RelayStats {
     pub record_time: Duration,
 }
 
+/// One row the broker acknowledged and the relay recorded as published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message's event id.
+    pub event_id: Uuid,
+    /// The row's `created_at`: the writing transaction's `now()` (its start).
+    pub created_at: DateTime<Utc>,
+    /// When the relay received the batch's delivery reports.
+    pub acked_at: DateTime<Utc>,
+}
+
+impl Delivery {
+    /// Milliseconds from the writing transaction's start to the ack.
+    pub fn age_at_ack_ms(&self) -> f64 {
+        (self.acked_at - self.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0
+    }
+}
+
+/// Most deliveries kept between two drains (a prefix is kept beyond that).
+const MAX_KEPT_DELIVERIES: usize = 1_000_000;
+
 /// Counters shared by the lane workers.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -50,27 +74,26 @@ pub(crate) struct Metrics {
     fetch_us: AtomicU64,
     send_us: AtomicU64,
     record_us: AtomicU64,
-    /// Commit→ack latencies (ms) since the last report, one per row.
-    latencies: Mutex<Vec<f64>>,
+    /// Deliveries since the last drain, one per row.
+    deliveries: Mutex<Vec<Delivery>>,
 }
 
 impl Metrics {
-    pub(crate) fn record_batch(&self, lane: i32, delivered: usize, parked: usize, latencies_ms: &[f64]) {
+    pub(crate) fn record_batch(&self, lane: i32, delivered: usize, parked: usize, deliveries: &[Delivery]) {
         self.published.fetch_add(delivered as u64, Ordering::Relaxed);
         self.parked.fetch_add(parked as u64, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut l) = self.latencies.lock() {
-            // Bounded: a report drains it; beyond this we keep a prefix.
-            let room = 1_000_000usize.saturating_sub(l.len());
-            l.extend(latencies_ms.iter().take(room));
+        if let Ok(mut kept) = self.deliveries.lock() {
+            let room = MAX_KEPT_DELIVERIES.saturating_sub(kept.len());
+            kept.extend(deliveries.iter().take(room));
         }
-        let worst = latencies_ms.iter().copied().fold(0.0, f64::max);
+        let worst = deliveries.iter().map(Delivery::age_at_ack_ms).fold(0.0, f64::max);
         tracing::debug!(
             target: "outbox::metrics",
             lane,
             monotonic_counter.outbox_published = delivered as u64,
             monotonic_counter.outbox_parked = parked as u64,
-            histogram.outbox_commit_to_ack_ms = worst,
+            histogram.outbox_age_at_ack_ms = worst,
             "outbox batch published"
         );
     }
@@ -106,9 +129,9 @@ impl Metrics {
         }
     }
 
-    /// Takes the commit→ack latencies (ms) collected since the last call.
-    pub(crate) fn drain_latencies(&self) -> Vec<f64> {
-        self.latencies.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+    /// Takes the deliveries recorded since the last call.
+    pub(crate) fn drain_deliveries(&self) -> Vec<Delivery> {
+        self.deliveries.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
     }
 }
 
@@ -131,7 +154,7 @@ pub(crate) async fn report(
     let mut last = metrics.stats().published;
     while !sleep_or_cancel(interval, &cancel).await {
         let now = metrics.stats();
-        let mut lat = metrics.drain_latencies();
+        let mut lat: Vec<f64> = metrics.drain_deliveries().iter().map(Delivery::age_at_ack_ms).collect();
         lat.sort_by(f64::total_cmp);
         let rate = (now.published - last) as f64 / interval.as_secs_f64();
         last = now.published;
@@ -143,8 +166,8 @@ pub(crate) async fn report(
                 gauge.outbox_oldest_age_seconds = b.oldest_age_secs,
                 gauge.outbox_parked = b.parked,
                 published_per_sec = rate,
-                latency_p50_ms = quantile(&lat, 0.5),
-                latency_p99_ms = quantile(&lat, 0.99),
+                age_at_ack_p50_ms = quantile(&lat, 0.5),
+                age_at_ack_p99_ms = quantile(&lat, 0.99),
                 "outbox relay"
             ),
             Err(e) => tracing::warn!(error = %e, "outbox metrics: could not measure the backlog"),
@@ -168,12 +191,21 @@ mod tests {
     #[test]
     fn batches_add_up() {
         let m = Metrics::default();
-        m.record_batch(0, 3, 1, &[1.0, 2.0, 3.0]);
-        m.record_batch(1, 2, 0, &[4.0, 5.0]);
+        let at = |ms: i64| {
+            let created_at = DateTime::<Utc>::UNIX_EPOCH;
+            Delivery {
+                event_id: Uuid::new_v4(),
+                created_at,
+                acked_at: created_at + chrono::TimeDelta::milliseconds(ms),
+            }
+        };
+        m.record_batch(0, 3, 1, &[at(1), at(2), at(3)]);
+        m.record_batch(1, 2, 0, &[at(4), at(5)]);
         m.record_retry();
         let st = m.stats();
         assert_eq!((st.published, st.parked, st.batches, st.retries), (5, 1, 2, 1));
-        assert_eq!(m.drain_latencies().len(), 5);
-        assert!(m.drain_latencies().is_empty());
+        let drained: Vec<f64> = m.drain_deliveries().iter().map(Delivery::age_at_ack_ms).collect();
+        assert_eq!(drained, [1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert!(m.drain_deliveries().is_empty());
     }
 }

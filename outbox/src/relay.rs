@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::OutboxError;
 use crate::lane::{self, Lane, LeaseClock};
 use crate::lease::{self, LaneLease};
-use crate::metrics::{self, Metrics, RelayStats};
+use crate::metrics::{self, Delivery, Metrics, RelayStats};
 use crate::wakeup::{self, Wakeups, sleep_or_cancel};
 use crate::{cleanup, migrate};
 
@@ -180,12 +180,12 @@ impl StatsHandle {
         self.0.stats()
     }
 
-    /// Takes the per-row commit→ack latencies in milliseconds recorded since
-    /// the last call (the periodic metrics report drains them too; disable it
-    /// with `metrics_interval = 0` when reading them here). "Commit" is the
-    /// writing transaction's `now()`, i.e. its start.
-    pub fn drain_latencies_ms(&self) -> Vec<f64> {
-        self.0.drain_latencies()
+    /// Takes the rows delivered since the last call, with their event ids and
+    /// ack times (the periodic metrics report drains them too; disable it with
+    /// `metrics_interval = 0` when reading them here). A benchmark or test
+    /// matches them to its own commit times by event id.
+    pub fn drain_deliveries(&self) -> Vec<Delivery> {
+        self.0.drain_deliveries()
     }
 }
 

@@ -33,35 +33,20 @@ use crate::transition::Transition;
 /// so migration versions of different crates never collide).
 pub const MIGRATIONS_TABLE: &str = "_saga_orchestrator_migrations";
 
-/// This crate's migrations (`saga-orchestrator/migrations/*.sql`), tracked in
-/// [`MIGRATIONS_TABLE`].
-pub fn migrator() -> sqlx::migrate::Migrator {
-    let mut m = sqlx::migrate!();
-    m.dangerous_set_table_name(MIGRATIONS_TABLE);
-    m
-}
-
 /// Creates or upgrades everything the orchestrator writes to: the outbox
-/// (its commands), the consumer inbox (its dedupe) and the `saga` table.
+/// (its commands), the consumer inbox (its dedupe) and the `saga` table
+/// (`saga-orchestrator/migrations/*.sql`, tracked in [`MIGRATIONS_TABLE`]).
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    outbox::migrate(pool).await.map_err(StoreError::MigrateOutbox)?;
-    consumers::migrate(pool).await.map_err(StoreError::MigrateInbox)?;
-    migrator().run(pool).await.map_err(StoreError::MigrateSagas)
+    outbox::migrate_service(pool, sqlx::migrate!(), MIGRATIONS_TABLE).await.map_err(StoreError::Migrate)
 }
 
 /// A failed operation on the `saga` table or the outbox.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// Running the outbox migrations failed.
-    #[error("migrating the outbox schema")]
-    MigrateOutbox(#[source] outbox::OutboxError),
-    /// Running the consumer inbox migrations failed.
-    #[error("migrating the consumer inbox")]
-    MigrateInbox(#[source] consumers::ConsumerError),
-    /// Running this crate's migrations failed.
-    #[error("migrating the saga table")]
-    MigrateSagas(#[source] sqlx::migrate::MigrateError),
+    /// Running the outbox, inbox or saga table migrations failed.
+    #[error("migrating the orchestrator's schema")]
+    Migrate(#[source] outbox::ServiceMigrateError),
     /// Reading the database clock failed.
     #[error("reading the database clock")]
     ReadClock(#[source] sqlx::Error),

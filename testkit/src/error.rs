@@ -31,6 +31,9 @@ pub enum HarnessError {
     /// A SQL statement failed.
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
+    /// A test message could not be encoded.
+    #[error("message: {0}")]
+    Message(String),
     /// No free local port could be found.
     #[error("no free local port: {0}")]
     Port(#[from] std::io::Error),

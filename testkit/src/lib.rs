@@ -24,11 +24,13 @@
 //! * [`broker`] — the Kafka-protocol broker container ([`Broker`]).
 //! * [`postgres`] — the PostgreSQL container ([`Postgres`]).
 //! * [`environment`] — both at once ([`Environment`]).
+//! * [`handler`] — one consumer handler driven in a transaction, no broker.
 //! * [`error`] — [`HarnessError`].
 
 pub mod broker;
 pub mod environment;
 pub mod error;
+pub mod handler;
 pub mod images;
 mod ports;
 pub mod postgres;
@@ -36,4 +38,4 @@ pub mod postgres;
 pub use broker::Broker;
 pub use environment::Environment;
 pub use error::HarnessError;
-pub use postgres::Postgres;
+pub use postgres::{Durability, Postgres};

@@ -30,35 +30,48 @@ impl std::fmt::Debug for Postgres {
     }
 }
 
+/// What a [`Postgres`] container trades for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `fsync=off`, `synchronous_commit=off`: for tests, which kill
+    /// processes, never the machine.
+    #[default]
+    Relaxed,
+    /// The server's defaults (every commit flushed to disk), as a production
+    /// database runs: for benchmarks of what a transaction costs.
+    Durable,
+}
+
 impl Postgres {
-    /// Starts the image from [`postgres_image`] and waits until it accepts a
-    /// SQL connection. Durability settings are relaxed for speed (`fsync=off`):
-    /// the tests kill processes, never the machine.
+    /// Starts the image from [`postgres_image`] with [`Durability::Relaxed`]
+    /// and waits until it accepts a SQL connection.
     pub async fn start() -> Result<Postgres, HarnessError> {
+        Self::start_with(Durability::Relaxed).await
+    }
+
+    /// Starts the image from [`postgres_image`] with the given durability and
+    /// waits until it accepts a SQL connection.
+    pub async fn start_with(durability: Durability) -> Result<Postgres, HarnessError> {
         let image = postgres_image();
         let port = free_port()?;
+        let mut cmd = vec!["postgres", "-c", "max_connections=400"];
+        if durability == Durability::Relaxed {
+            cmd.extend(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
+        }
         let container = GenericImage::new(image.name.clone(), image.tag.clone())
             .with_exposed_port(5432.tcp())
             .with_mapped_port(port, 5432.tcp())
             .with_env_var("POSTGRES_USER", USER)
             .with_env_var("POSTGRES_PASSWORD", PASSWORD)
             .with_env_var("POSTGRES_DB", "postgres")
-            .with_cmd([
-                "postgres",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=400",
-                "-c",
-                "synchronous_commit=off",
-            ])
+            .with_cmd(cmd)
             .with_startup_timeout(READY_TIMEOUT)
             .start()
             .await
             .map_err(|source| HarnessError::Container { image: image.full(), source })?;
         let pg = Postgres { container, image, port };
         pg.wait_ready().await?;
-        tracing::info!(url = %pg.url(), image = %pg.image.full(), "postgres ready");
+        tracing::info!(url = %pg.url(), image = %pg.image.full(), ?durability, "postgres ready");
         Ok(pg)
     }
 
@@ -70,6 +83,24 @@ impl Postgres {
     /// URL of database `db` on this server.
     pub fn url_for(&self, db: &str) -> String {
         format!("postgres://{USER}:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// URL of database `db` at the container's own address on the Docker
+    /// bridge, bypassing the published port (and Docker's userland proxy, a
+    /// copy through one more process per packet). `None` when Docker does not
+    /// report an address or it does not accept connections from here (e.g.
+    /// Docker Desktop, where the bridge lives in a VM).
+    pub async fn bridge_url_for(&self, db: &str) -> Option<String> {
+        let ip = self.container.get_bridge_ip_address().await.ok()?;
+        let url = format!("postgres://{USER}:{PASSWORD}@{ip}:5432/{db}");
+        let connect = PgConnection::connect(&url);
+        match tokio::time::timeout(Duration::from_secs(2), connect).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                Some(url)
+            }
+            _ => None,
+        }
     }
 
     /// Host port the server listens on.

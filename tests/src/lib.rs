@@ -1,1 +1,2 @@
-//! End-to-end tests live in `tests/*.rs`; this library is empty on purpose.
+//! End-to-end tests live in `tests/end_to_end/` (one test binary, a module per
+//! capability); this library is empty on purpose.

@@ -44,27 +44,8 @@ pub mod stock;
 
 pub use handler::InventoryHandler;
 
-/// A failed migration.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MigrateError {
-    /// The outbox's migrations failed.
-    #[error("outbox migrations: {0}")]
-    Outbox(#[source] outbox::error::OutboxError),
-    /// The consumer inbox's migrations failed.
-    #[error("inbox migrations: {0}")]
-    Inbox(#[source] consumers::ConsumerError),
-    /// This service's own migrations failed.
-    #[error("inventory-service migrations: {0}")]
-    Service(#[source] sqlx::migrate::MigrateError),
-}
-
 /// Runs the outbox and inbox migrations and this service's own
 /// (`migrations/`), each with its own bookkeeping table.
-pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), MigrateError> {
-    outbox::migrate(pool).await.map_err(MigrateError::Outbox)?;
-    consumers::migrate(pool).await.map_err(MigrateError::Inbox)?;
-    let mut m = sqlx::migrate!("./migrations");
-    m.dangerous_set_table_name("_inventory_service_migrations");
-    m.run(pool).await.map_err(MigrateError::Service)
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), outbox::ServiceMigrateError> {
+    outbox::migrate_service(pool, sqlx::migrate!("./migrations"), "_inventory_service_migrations").await
 }

@@ -13,13 +13,12 @@ use events::messages::inventory::{
     CommitInventory, InventoryCommitted, InventoryReleased, InventoryReservationFailed, InventoryReserved,
     ReleaseInventory, ReserveInventory, StockLine,
 };
-use events::{Envelope, Message, OutgoingMessage};
+use events::{Envelope, Message};
 use inventory_service::InventoryHandler;
 use inventory_service::stock::{self, StockLevel};
 use sqlx::{PgPool, Row};
+use testkit::handler::{TRACEPARENT, handle_once, inbound};
 use uuid::Uuid;
-
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// A fresh, migrated database on its own server, seeded with `stock`.
 async fn setup(stock: &[(&str, i64)]) -> anyhow::Result<(testkit::Postgres, PgPool)> {
@@ -31,21 +30,9 @@ async fn setup(stock: &[(&str, i64)]) -> anyhow::Result<(testkit::Postgres, PgPo
     Ok((pg, pool))
 }
 
-/// `cmd` as the runtime hands it over: a fresh envelope in saga `saga`.
-fn inbound<M: Message>(cmd: &M, saga: Uuid) -> anyhow::Result<InboundMessage> {
-    let out =
-        OutgoingMessage::new(cmd)?.correlated_with(saga).with_trace_context(Some(TRACEPARENT.into()), None);
-    Ok(InboundMessage::from_outgoing(out, 0, 0))
-}
-
 /// Handles `m` in its own transaction; commits on success, rolls back on error.
 async fn handle(pool: &PgPool, m: &InboundMessage) -> anyhow::Result<Result<(), HandlerError>> {
-    let mut tx = pool.begin().await?;
-    let result = InventoryHandler.handle(m, &mut tx).await;
-    if result.is_ok() {
-        tx.commit().await?;
-    }
-    Ok(result)
+    Ok(handle_once(pool, &InventoryHandler, m).await?)
 }
 
 /// Handles `m` and fails the test on a handler error.

@@ -18,14 +18,8 @@ pub mod outcome;
 pub mod request;
 pub mod store;
 
-/// Runs the outbox migrations and this service's own (`migrations/`), each
-/// with its own bookkeeping table.
-pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    use anyhow::Context;
-    outbox::migrate(pool).await.context("outbox migrations")?;
-    consumers::migrate(pool).await.context("inbox migrations")?;
-    let mut m = sqlx::migrate!("./migrations");
-    m.dangerous_set_table_name("_order_service_migrations");
-    m.run(pool).await.context("order-service migrations")?;
-    Ok(())
+/// Runs the outbox and inbox migrations and this service's own
+/// (`migrations/`), each with its own bookkeeping table.
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), outbox::ServiceMigrateError> {
+    outbox::migrate_service(pool, sqlx::migrate!("./migrations"), "_order_service_migrations").await
 }

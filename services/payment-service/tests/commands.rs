@@ -9,12 +9,12 @@ use consumers::{Handler, HandlerError, InboundMessage};
 use events::messages::payment::{
     AuthorizePayment, PaymentAuthorized, PaymentDeclined, PaymentVoided, VoidPayment,
 };
-use events::{Envelope, Message, OutgoingMessage};
+use events::{Envelope, Message};
 use payment_service::PaymentHandler;
 use sqlx::{PgPool, Row};
+use testkit::handler::{TRACEPARENT, handle_once, inbound};
 use uuid::Uuid;
 
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const LIMIT: i64 = payment_service::handler::DEFAULT_MAX_AMOUNT_MINOR;
 
 async fn setup() -> anyhow::Result<(testkit::Postgres, PgPool)> {
@@ -24,22 +24,10 @@ async fn setup() -> anyhow::Result<(testkit::Postgres, PgPool)> {
     Ok((pg, pool))
 }
 
-/// `cmd` as the runtime hands it over: a fresh envelope in saga `saga`.
-fn inbound<M: Message>(cmd: &M, saga: Uuid) -> anyhow::Result<InboundMessage> {
-    let out =
-        OutgoingMessage::new(cmd)?.correlated_with(saga).with_trace_context(Some(TRACEPARENT.into()), None);
-    Ok(InboundMessage::from_outgoing(out, 0, 0))
-}
-
 /// Handles `m` with the default limit in its own transaction; commits on
 /// success, rolls back on error.
 async fn handle(pool: &PgPool, m: &InboundMessage) -> anyhow::Result<Result<(), HandlerError>> {
-    let mut tx = pool.begin().await?;
-    let result = PaymentHandler::default().handle(m, &mut tx).await;
-    if result.is_ok() {
-        tx.commit().await?;
-    }
-    Ok(result)
+    Ok(handle_once(pool, &PaymentHandler::default(), m).await?)
 }
 
 async fn apply(pool: &PgPool, m: &InboundMessage) -> anyhow::Result<()> {

@@ -1,5 +1,5 @@
 //! A consumer process for the crash and shutdown tests
-//! (`tests/tests/consumer_crash.rs`): runs the consumer runtime with the test
+//! (`tests/tests/end_to_end/consumer_runtime/crash.rs`): runs the consumer runtime with the test
 //! handler until SIGTERM/SIGINT, then prints its counters and exits 0.
 //!
 //! Configured by environment variables: `WORKER_BOOTSTRAP`, `WORKER_DATABASE_URL`,
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-#[path = "../../tests/consumer_support/mod.rs"]
+#[path = "../../tests/end_to_end/consumer_runtime/support.rs"]
 mod support;
 
 fn env(name: &str) -> anyhow::Result<String> {

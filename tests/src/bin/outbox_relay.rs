@@ -1,5 +1,5 @@
 //! An outbox relay process for the end-to-end tests that kill relays with
-//! SIGKILL (`tests/tests/outbox_lanes.rs`, `tests/tests/outbox_kill9.rs`).
+//! SIGKILL (`tests/tests/end_to_end/outbox_relay/{lanes,kill9}.rs`).
 //!
 //! Configured by environment variables: `DATABASE_URL`,
 //! `KAFKA_BOOTSTRAP_SERVERS`, `RELAY_ID`, and optionally `LEASE_TTL_MS`,

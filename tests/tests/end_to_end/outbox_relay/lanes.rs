@@ -3,15 +3,13 @@
 //! frozen past its lease (SIGSTOP, a zombie) is fenced when it wakes up; and
 //! through all of it every committed event reaches Kafka in per-key order.
 
-mod outbox_support;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::support::*;
 use outbox::store::{self, Cursor, LeaseToken};
-use outbox_support::*;
 
 const LEASE_TTL_MS: u64 = 2000;
 const KEYS: u64 = 40;

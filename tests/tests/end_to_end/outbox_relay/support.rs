@@ -1,4 +1,4 @@
-//! Shared by the `outbox_*` end-to-end tests: a broker + PostgreSQL setup
+//! Shared by the `outbox_relay` end-to-end tests: a broker + PostgreSQL setup
 //! with a migrated outbox, messages that carry `(key, seq)` in their payload,
 //! a consumer that reads a whole topic from the beginning, the per-key order
 //! check, and relays in-process or as killable processes.

@@ -7,11 +7,9 @@
 //!   tansu's overlapping group assignments and any rebalance overlap cause)
 //!   but share one inbox name apply every event exactly once between them.
 
-mod consumer_support;
-
 use std::time::Duration;
 
-use consumer_support as support;
+use super::support;
 use consumers::{CancellationToken, Consumer};
 
 #[tokio::test]

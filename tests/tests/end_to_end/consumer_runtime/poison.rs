@@ -8,12 +8,10 @@
 //! * no envelope headers at all (the runtime cannot even read an event id);
 //! * a message type the handler does not know.
 
-mod consumer_support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use consumer_support as support;
+use super::support;
 use consumers::dead_letter::header;
 use consumers::{CancellationToken, Consumer};
 use events::envelope::header as envelope_header;

@@ -3,12 +3,10 @@
 //! transactions open for random times, and roll some back. Every committed
 //! event must reach Kafka, in per-key commit order; no rolled-back one may.
 
-mod outbox_support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use outbox_support::*;
+use super::support::*;
 use rand::Rng;
 
 const WRITERS: usize = 8;

@@ -3,11 +3,9 @@
 //! rebalance (offsets committed on revocation); the first member then shuts
 //! down gracefully (commit, leave) and the second takes over its partitions.
 
-mod consumer_support;
-
 use std::time::Duration;
 
-use consumer_support as support;
+use super::support;
 use consumers::{CancellationToken, Consumer};
 use uuid::Uuid;
 

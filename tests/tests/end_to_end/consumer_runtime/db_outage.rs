@@ -2,11 +2,9 @@
 //! PostgreSQL is down are retried in place until it is back, then applied
 //! exactly once, in order, and nothing is dead-lettered.
 
-mod consumer_support;
-
 use std::time::Duration;
 
-use consumer_support as support;
+use super::support;
 use consumers::{CancellationToken, Consumer, RetryPolicy};
 
 #[tokio::test]

@@ -9,14 +9,12 @@
 //!   its offset, leaves the group and exits 0 within the shutdown bound; a
 //!   restart does not see the record again.
 
-mod consumer_support;
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use consumer_support as support;
+use super::support;
 
 /// A running `consumer_worker` and the lines it printed.
 struct Worker {

@@ -1,12 +1,10 @@
 //! Gap-freedom under out-of-order commits (Watermill #311) and per-key order
 //! when transaction ids are not in commit order.
 
-mod outbox_support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use outbox_support::*;
+use super::support::*;
 
 /// T1 inserts and stays open; T2 inserts later (higher id, higher xid) and
 /// commits; the relay runs for a while; T1 commits. T1's row must still be

@@ -4,12 +4,10 @@
 //! blocking other keys; lost notifications do not strand rows; cleanup only
 //! removes published rows.
 
-mod outbox_support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use outbox_support::*;
+use super::support::*;
 
 #[tokio::test]
 async fn rollback_publishes_nothing_and_commit_publishes_with_headers() -> anyhow::Result<()> {

@@ -3,14 +3,12 @@
 //! event is in Kafka at least once, in per-key order; duplicates (same event
 //! id) are bounded by the batches in flight at the kills.
 
-mod outbox_support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use outbox_support::*;
+use super::support::*;
 use rand::Rng;
 
 const LEASE_TTL_MS: u64 = 1000;

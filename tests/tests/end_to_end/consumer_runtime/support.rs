@@ -1,4 +1,4 @@
-//! Shared by the `consumer_*` end-to-end tests and the `consumer_worker`
+//! Shared by the `consumer_runtime` end-to-end tests and the `consumer_worker`
 //! helper binary: a tiny handler with a countable, non-idempotent effect, and
 //! helpers to produce commands and wait for their effects.
 //!

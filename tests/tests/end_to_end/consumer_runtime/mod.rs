@@ -1,0 +1,11 @@
+//! The consumer runtime (`consumers`): inbox dedupe, offsets after the
+//! database commit, retries, dead letters, groups, crashes, inbox cleanup.
+
+pub(crate) mod support;
+
+mod crash;
+mod db_outage;
+mod dedupe;
+mod group;
+mod inbox_cleanup;
+mod poison;

@@ -1,0 +1,11 @@
+//! The transactional outbox and its relay (`outbox`): rollback, gap-free
+//! order under concurrent commits, per-key order, leased lanes shared by
+//! several relays, kill -9 at random moments.
+
+pub(crate) mod support;
+
+mod basics;
+mod gap;
+mod kill9;
+mod lanes;
+mod order;
