@@ -32,17 +32,21 @@
 //! The relay's phase totals (fetch / send+ack / record) show where its time
 //! goes.
 //!
-//! PostgreSQL runs with its production defaults (every commit flushed;
-//! `--durability relaxed` turns that off as the tests do) and is reached at
-//! the container's bridge address when this host can, so that Docker's
-//! userland port proxy is not part of every round trip; (d) is measured over
-//! the published port too.
+//! `--notify false` turns enqueue's wake-up NOTIFY off (the relay then
+//! polls); see `outbox::set_notify` for why a write-heavy database wants that.
+//!
+//! PostgreSQL runs as in the tests (`fsync=off`, `synchronous_commit=off`);
+//! `--durability durable` gives it the server defaults, every commit flushed,
+//! which makes the numbers the disk's. It is reached at the container's
+//! bridge address when this host can, so that Docker's userland port proxy
+//! is not part of every round trip; (d) is measured over the published port
+//! too.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use events::{Envelope, OutgoingMessage};
 use hdrhistogram::Histogram;
 use outbox::{CancellationToken, OutboxRelay, RelayConfig};
@@ -94,8 +98,11 @@ pub(crate) struct Args {
     /// Use this PostgreSQL database instead of a testkit container.
     #[arg(long, requires = "bootstrap")]
     database_url: Option<String>,
+    /// Whether `enqueue` sends the NOTIFY wake-up hint (`outbox::set_notify`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    notify: bool,
     /// Durability of the testkit PostgreSQL container.
-    #[arg(long, value_enum, default_value_t = Durability::Durable)]
+    #[arg(long, value_enum, default_value_t = Durability::Relaxed)]
     durability: Durability,
 }
 
@@ -212,6 +219,10 @@ struct Steady {
     commit_to_ack: Histogram<u64>,
     /// Writing transaction's start → delivery report, per row (µs).
     age_at_ack: Histogram<u64>,
+    /// Commit returned → read by the relay and handed to the producer (µs).
+    commit_to_send: Histogram<u64>,
+    /// Handed to the producer → delivery report (µs).
+    send_to_ack: Histogram<u64>,
     /// The writers' transactions, begin to commit returned (µs).
     writer_tx: Histogram<u64>,
     /// Events per second the writers reached.
@@ -258,15 +269,20 @@ async fn steady_latency(
     let target = before + n as u64;
     wait_for("the relay to catch up", Duration::from_secs(120), || stats.get().published >= target).await?;
     let (mut commit_to_ack, mut age_at_ack) = (histogram()?, histogram()?);
+    let (mut commit_to_send, mut send_to_ack) = (histogram()?, histogram()?);
+    let us = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        u64::try_from((to - from).num_microseconds().unwrap_or(0)).unwrap_or(0).max(1)
+    };
     for d in stats.drain_deliveries() {
-        age_at_ack.record((d.age_at_ack_ms() * 1000.0).max(1.0) as u64)?;
+        age_at_ack.record(us(d.created_at, d.acked_at))?;
+        send_to_ack.record(us(d.sent_at, d.acked_at))?;
         if let Some(at) = committed_at.get(&d.event_id) {
-            let us = (d.acked_at - *at).num_microseconds().unwrap_or(0);
-            commit_to_ack.record(u64::try_from(us).unwrap_or(0).max(1))?;
+            commit_to_ack.record(us(*at, d.acked_at))?;
+            commit_to_send.record(us(*at, d.sent_at))?;
         }
     }
     anyhow::ensure!(commit_to_ack.len() == n as u64, "{} of {n} rows matched a commit", commit_to_ack.len());
-    Ok(Steady { commit_to_ack, age_at_ack, writer_tx, achieved })
+    Ok(Steady { commit_to_ack, age_at_ack, commit_to_send, send_to_ack, writer_tx, achieved })
 }
 
 /// (d) Mean duration of a business transaction without the outbox insert,
@@ -339,10 +355,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    eprintln!(
-        "postgres: {} ({:?}); broker: {bootstrap}",
+    println!(
+        "postgres: {} ({:?}), enqueue NOTIFY {}; broker: {bootstrap}; {} lanes",
         if port_url.is_some() { "bridge address" } else { "as given / published port" },
-        args.durability
+        args.durability,
+        if args.notify { "on" } else { "off" },
+        args.lanes,
     );
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(args.lanes)? + 24)
@@ -351,6 +369,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .context("connect to PostgreSQL")?;
     outbox::migrate(&pool).await?;
     outbox::lease::configure_lanes(&pool, args.lanes).await?;
+    outbox::set_notify(&pool, args.notify).await?;
     let msgs = messages(args.events, args.keys, args.payload_bytes)?;
     let steady_msgs =
         messages(usize::try_from(args.rate * args.latency_secs)?, args.keys, args.payload_bytes)?;
@@ -450,6 +469,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     t.row(vec![
         "(c) age at ack (from tx start) p50 / p99".into(),
         p50_p99(age),
+        String::new(),
+        String::new(),
+    ]);
+    t.row(vec![
+        "(c) of which commit -> read by the relay p50 / p99".into(),
+        p50_p99(&steady.commit_to_send),
+        String::new(),
+        String::new(),
+    ]);
+    t.row(vec![
+        "(c) of which relay send -> ack p50 / p99".into(),
+        p50_p99(&steady.send_to_ack),
         String::new(),
         String::new(),
     ]);

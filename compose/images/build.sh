@@ -4,13 +4,21 @@
 #   saga/tansu:0.6.0            the tansu broker (host-built binary) on that base
 #   saga/postgres:15            PostgreSQL 15 from Debian on that base
 #   saga/runtime:latest         the project's binaries (only with --runtime)
-# Idempotent: an image that exists is kept (FORCE=1 rebuilds).
+# Idempotent: an image that exists is kept (FORCE=1 rebuilds); the broker and
+# postgres images are rebuilt when their recipe (Dockerfile, entrypoint) changed.
 # Elsewhere users pull the upstream images instead (see compose/images.env).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 FORCE="${FORCE:-0}"
 have() { [ "$FORCE" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
+# The recipe's hash, kept as a label: `current IMAGE DIR` is true when IMAGE
+# was built from DIR as it is now.
+recipe() { cat "$1"/Dockerfile "$1"/*.sh | sha256sum | cut -c1-16; }
+current() {
+  [ "$FORCE" != 1 ] \
+    && [ "$(docker image inspect -f '{{index .Config.Labels "saga.recipe"}}' "$1" 2>/dev/null)" = "$(recipe "$2")" ]
+}
 
 BASE=saga/debian-base:bookworm
 if ! have "$BASE"; then
@@ -28,16 +36,16 @@ if ! have "$BASE"; then
   rm -rf "$WORK"; trap - EXIT
 fi
 
-if ! have saga/tansu:0.6.0; then
+if ! current saga/tansu:0.6.0 "$HERE/broker"; then
   TANSU="$(command -v tansu || true)"
   [ -n "$TANSU" ] || { echo "tansu not installed: run scripts/install-tansu.sh" >&2; exit 1; }
   cp "$TANSU" "$HERE/broker/tansu"
-  docker build -q -t saga/tansu:0.6.0 "$HERE/broker"
+  docker build -q --label "saga.recipe=$(recipe "$HERE/broker")" -t saga/tansu:0.6.0 "$HERE/broker"
   rm -f "$HERE/broker/tansu"
 fi
 
-if ! have saga/postgres:15; then
-  docker build -q -t saga/postgres:15 "$HERE/postgres"
+if ! current saga/postgres:15 "$HERE/postgres"; then
+  docker build -q --label "saga.recipe=$(recipe "$HERE/postgres")" -t saga/postgres:15 "$HERE/postgres"
 fi
 
 if [ "${1:-}" = "--runtime" ]; then

@@ -10,7 +10,7 @@ use crate::error::OutboxError;
 use crate::trace;
 
 /// The channel `enqueue` notifies (payload: the lane number) so that idle
-/// relays wake at once. Only a hint: relays also poll.
+/// relays wake at once. Only a hint: relays also poll. See [`set_notify`].
 pub const NOTIFY_CHANNEL: &str = "outbox";
 
 /// Where a message was enqueued.
@@ -22,20 +22,28 @@ pub struct Enqueued {
     pub lane: i32,
 }
 
-/// One statement: take the key's row lock and position, then insert the row,
-/// then send the wake-up hint (delivered at commit, collapsed per lane).
+/// One statement: take the key's row lock and position, insert the row, and
+/// send the wake-up hint when `outbox_settings.notify` is on (delivered at
+/// commit, collapsed per lane). Settings are read through scalar subqueries:
+/// joined as a table, the planner's row estimate for them pushed the
+/// statement's cost over `jit_above_cost`, and JIT compilation took ~11 ms of
+/// every insert.
 const ENQUEUE: &str = r#"
 WITH k AS (
     INSERT INTO outbox_keys AS k (msg_key, pos) VALUES ($3, pg_current_xact_id())
     ON CONFLICT (msg_key) DO UPDATE SET pos = GREATEST(k.pos, EXCLUDED.pos)
     RETURNING k.pos
+), row AS (
+    INSERT INTO outbox (pos, lane, event_id, topic, msg_key, header_names, header_values,
+                        payload, traceparent, tracestate)
+    SELECT k.pos, mod(hashtext($3)::bigint + 2147483648, (SELECT lanes FROM outbox_settings))::integer,
+           $1, $2, $3, $4, $5, $6, $7, $8
+    FROM k
+    RETURNING id, lane
 )
-INSERT INTO outbox (pos, lane, event_id, topic, msg_key, header_names, header_values,
-                    payload, traceparent, tracestate)
-SELECT k.pos, mod(hashtext($3)::bigint + 2147483648, s.lanes)::integer,
-       $1, $2, $3, $4, $5, $6, $7, $8
-FROM k, outbox_settings s
-RETURNING id, lane, pg_notify('outbox', lane::text)::text AS notified
+SELECT row.id, row.lane,
+       CASE WHEN (SELECT notify FROM outbox_settings) THEN pg_notify('outbox', row.lane::text)::text END
+FROM row
 "#;
 
 /// Writes `message` into the outbox as part of `tx`.
@@ -80,4 +88,23 @@ pub async fn enqueue(
         id: row.try_get("id").map_err(OutboxError::Enqueue)?,
         lane: row.try_get("lane").map_err(OutboxError::Enqueue)?,
     })
+}
+
+/// Turns the wake-up hint on or off for every writer of this database (on by
+/// default).
+///
+/// A transaction that sent a NOTIFY holds a database-wide lock from the start
+/// of its commit to its end, WAL flush included: with `synchronous_commit=on`
+/// notifying commits run one at a time, and a write-heavy service loses group
+/// commit (docs/benchmarks.md measures it). With the hint off, relays find
+/// new rows by polling — every `watermark_poll_interval` while rows keep
+/// coming, doubling up to `poll_interval` while a lane stays empty — so the
+/// first row after a quiet spell waits up to `poll_interval`.
+pub async fn set_notify(pool: &sqlx::PgPool, enabled: bool) -> Result<(), OutboxError> {
+    sqlx::query("UPDATE outbox_settings SET notify = $1")
+        .bind(enabled)
+        .execute(pool)
+        .await
+        .map_err(OutboxError::Enqueue)?;
+    Ok(())
 }

@@ -93,6 +93,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     // poll hot for its whole duration).
     let mut held_back = false;
     let mut held_polls: u32 = 0;
+    // Empty reads since a read found rows. When writers do not notify, a lane
+    // that just found rows looks again soon and backs off towards
+    // `poll_interval` while it finds none.
+    let mut quiet_polls: u32 = u32::MAX;
     let mut retry: Option<ExponentialBackoff> = None;
     let mut last_advance = Instant::now();
     let mut grace_deadline: Option<Instant> = None;
@@ -124,6 +128,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     drained = true;
                     held_back = batch.held_back;
                     held_polls = if held_back { held_polls.saturating_add(1) } else { 0 };
+                    quiet_polls = if held_back { 0 } else { quiet_polls.saturating_add(1) };
                     // Idle: move the cursor up to the watermark now and then,
                     // so lag is visible and key rows below every cursor can go.
                     let idle = in_flight.is_empty() && read_cursor == cursor;
@@ -149,7 +154,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                 Ok(batch) => {
                     drained = batch.rows.len() < cfg.batch_size;
                     held_back = batch.held_back;
-                    held_polls = 0;
+                    (held_polls, quiet_polls) = (0, 0);
                     let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked);
                     if let Some(c) = b.sent_until() {
                         read_cursor = c;
@@ -175,8 +180,12 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             // pause here becomes the relay's tail latency.
             (cfg.watermark_poll_interval * 2u32.pow(held_polls.saturating_sub(1).min(3)))
                 .min(cfg.poll_interval)
-        } else {
+        } else if shared.notified.load(Ordering::Relaxed) {
             cfg.poll_interval
+        } else {
+            cfg.watermark_poll_interval
+                .saturating_mul(2u32.saturating_pow(quiet_polls))
+                .min(cfg.poll_interval)
         };
         // 2. Nothing in flight: wait for a wake-up, the poll interval or stop.
         let Some(front) = in_flight.front_mut() else {
@@ -223,7 +232,12 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                         .rows
                         .iter()
                         .take_while(|r| r.cursor() <= to)
-                        .map(|r| Delivery { event_id: r.event_id, created_at: r.created_at, acked_at })
+                        .map(|r| Delivery {
+                            event_id: r.event_id,
+                            created_at: r.created_at,
+                            sent_at: done.sent_at,
+                            acked_at,
+                        })
                         .collect();
                     shared.metrics.record_batch(
                         lease.lane,

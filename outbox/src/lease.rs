@@ -50,20 +50,36 @@ pub async fn heartbeat(pool: &PgPool, relay_id: &str, ttl: Duration) -> Result<(
     Ok(())
 }
 
-/// Number of lanes and of relays that heartbeat within `ttl` (at least 1).
-pub async fn census(pool: &PgPool, ttl: Duration) -> Result<(i64, i64), OutboxError> {
+/// What the relays agree on, read at every lease round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Configured lanes.
+    pub lanes: i64,
+    /// Relays that heartbeat within the lease ttl (at least 1).
+    pub relays: i64,
+    /// Whether writers send the NOTIFY wake-up hint (`crate::set_notify`).
+    pub notify: bool,
+}
+
+/// Number of lanes, of relays that heartbeat within `ttl` (at least 1), and
+/// whether writers notify.
+pub async fn census(pool: &PgPool, ttl: Duration) -> Result<Census, OutboxError> {
     let r = sqlx::query(
-        "SELECT (SELECT lanes FROM outbox_settings)::bigint AS lanes, \
+        "SELECT s.lanes::bigint AS lanes, s.notify, \
                 (SELECT count(*) FROM outbox_relays \
-                  WHERE heartbeat_at > now() - $1 * interval '1 millisecond') AS relays",
+                  WHERE heartbeat_at > now() - $1 * interval '1 millisecond') AS relays \
+         FROM outbox_settings s",
     )
     .bind(millis(ttl))
     .fetch_one(pool)
     .await
     .map_err(OutboxError::Lease)?;
-    let lanes: i64 = r.try_get("lanes").map_err(OutboxError::Lease)?;
-    let relays: i64 = r.try_get("relays").map_err(OutboxError::Lease)?;
-    Ok((lanes, relays.max(1)))
+    let get = |name: &str| r.try_get::<i64, _>(name).map_err(OutboxError::Lease);
+    Ok(Census {
+        lanes: get("lanes")?,
+        relays: get("relays")?.max(1),
+        notify: r.try_get("notify").map_err(OutboxError::Lease)?,
+    })
 }
 
 /// How many lanes one of `relays` live relays should hold, capped by `max`.

@@ -93,7 +93,7 @@ pub mod store;
 mod trace;
 mod wakeup;
 
-pub use enqueue::{Enqueued, NOTIFY_CHANNEL, enqueue};
+pub use enqueue::{Enqueued, NOTIFY_CHANNEL, enqueue, set_notify};
 pub use error::OutboxError;
 pub use metrics::{Delivery, RelayStats};
 pub use parked::{ParkedRow, discard_parked, list_parked};

@@ -50,6 +50,8 @@ pub struct Delivery {
     pub event_id: Uuid,
     /// The row's `created_at`: the writing transaction's `now()` (its start).
     pub created_at: DateTime<Utc>,
+    /// When the relay read the row and handed it to the producer.
+    pub sent_at: DateTime<Utc>,
     /// When the relay received the batch's delivery reports.
     pub acked_at: DateTime<Utc>,
 }
@@ -196,6 +198,7 @@ mod tests {
             Delivery {
                 event_id: Uuid::new_v4(),
                 created_at,
+                sent_at: created_at,
                 acked_at: created_at + chrono::TimeDelta::milliseconds(ms),
             }
         };

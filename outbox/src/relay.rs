@@ -5,6 +5,7 @@
 //! down on a [`CancellationToken`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -30,11 +31,14 @@ pub struct RelayConfig {
     pub batch_size: usize,
     /// Batches per lane handed to the producer before the oldest is acked.
     pub pipeline_depth: usize,
-    /// Polling fallback when no notification arrives.
+    /// Longest polling interval: an idle lane looks for rows this often
+    /// when no notification arrives.
     pub poll_interval: Duration,
-    /// Polling while committed rows wait for the watermark (an older
-    /// transaction, maybe in another lane, is still open; its commit does not
-    /// notify this lane).
+    /// Shortest polling interval: while committed rows wait for the
+    /// watermark (an older transaction, maybe in another lane, is still open;
+    /// its commit does not notify this lane), and right after a lane found
+    /// rows — doubling while it finds none, up to `poll_interval`. With
+    /// enqueue's NOTIFY off ([`crate::set_notify`]) this is what finds rows.
     pub watermark_poll_interval: Duration,
     /// Lease duration; a killed relay's lanes are taken over after this.
     pub lease_ttl: Duration,
@@ -162,6 +166,9 @@ pub(crate) struct Shared {
     pub(crate) publishers: Publishers,
     pub(crate) wakeups: Arc<Wakeups>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Whether writers send the NOTIFY hint (refreshed every lease round);
+    /// without it, lanes poll fast while rows keep coming.
+    pub(crate) notified: AtomicBool,
 }
 
 /// Publishes committed outbox rows to Kafka. See the crate docs for the
@@ -216,6 +223,7 @@ impl OutboxRelay {
                 publishers: Publishers { config: producer, current: RwLock::new(Arc::new(publisher)) },
                 wakeups: Wakeups::new(),
                 metrics: Arc::new(Metrics::default()),
+                notified: AtomicBool::new(true),
             }),
         })
     }
@@ -334,8 +342,9 @@ async fn manage(
     }
     workers.retain(|lane, _| kept.contains(lane));
 
-    let (lanes, relays) = lease::census(&shared.pool, cfg.lease_ttl).await?;
-    let share = lease::fair_share(lanes, relays, cfg.max_lanes);
+    let census = lease::census(&shared.pool, cfg.lease_ttl).await?;
+    shared.notified.store(census.notify, Ordering::Relaxed);
+    let share = lease::fair_share(census.lanes, census.relays, cfg.max_lanes);
     if workers.len() < share {
         let asked = Instant::now();
         for l in lease::acquire(&shared.pool, &cfg.relay_id, share - workers.len(), cfg.lease_ttl).await? {

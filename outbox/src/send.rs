@@ -35,6 +35,8 @@ pub(crate) struct SendReport {
 /// A batch whose rows were handed to the publisher.
 pub(crate) struct InFlight {
     pub(crate) rows: Arc<Vec<OutboxRow>>,
+    /// When the rows were handed to the producer.
+    pub(crate) sent_at: chrono::DateTime<chrono::Utc>,
     outcomes: Vec<RowOutcome>,
     fatal: bool,
     /// Sending stopped at a transient failure; later rows were not sent.
@@ -67,6 +69,7 @@ impl InFlight {
         rows: Arc<Vec<OutboxRow>>,
         blocked: &mut HashMap<String, Uuid>,
     ) -> InFlight {
+        let sent_at = chrono::Utc::now();
         let mut outcomes = vec![RowOutcome::NotSent; rows.len()];
         let mut fatal = false;
         let mut stopped_early = false;
@@ -103,7 +106,7 @@ impl InFlight {
         let reports: Reports = Box::pin(futures::future::join_all(
             pending.into_iter().map(|(i, d)| async move { (i, d.await) }),
         ));
-        InFlight { rows, outcomes, fatal, stopped_early, handled, reports: Some(reports) }
+        InFlight { rows, sent_at, outcomes, fatal, stopped_early, handled, reports: Some(reports) }
     }
 
     /// Cursor of the last row handed over (or handled without sending); the

@@ -64,6 +64,9 @@ impl Postgres {
             .with_env_var("POSTGRES_USER", USER)
             .with_env_var("POSTGRES_PASSWORD", PASSWORD)
             .with_env_var("POSTGRES_DB", "postgres")
+            // Named rather than Docker's "default", so that the container's
+            // bridge address can be looked up (see `bridge_url_for`).
+            .with_network("bridge")
             .with_cmd(cmd)
             .with_startup_timeout(READY_TIMEOUT)
             .start()

@@ -8,4 +8,5 @@ mod basics;
 mod gap;
 mod kill9;
 mod lanes;
+mod notify;
 mod order;
