@@ -1,7 +1,7 @@
 //! # outbox — transactional outbox and relay
 //!
 //! A service writes its business change and the messages that announce it in
-//! **one** PostgreSQL transaction ([`enqueue`]); the [`OutboxRelay`] publishes
+//! **one** PostgreSQL transaction ([`enqueue()`]); the [`OutboxRelay`] publishes
 //! committed rows to Kafka. What commits is published; what rolls back is not.
 //!
 //! ```no_run
@@ -19,7 +19,10 @@
 //!   position and write lock), `outbox_lanes` / `outbox_settings` /
 //!   `outbox_relays` (lanes, leases, cursors), `outbox_parked`.
 //! * [`enqueue`](mod@enqueue) — the write inside the caller's transaction, with
-//!   the W3C trace context and a NOTIFY wake-up hint.
+//!   the W3C trace context and a NOTIFY wake-up hint ([`set_notify`] turns the
+//!   hint off for write-heavy databases with durable commits).
+//! * [`schema`] — [`migrate_service`]: outbox, inbox and a service's own
+//!   migrations in one call.
 //! * [`store`] — the relay's reads (a lane's batch below the snapshot
 //!   watermark) and writes (cursor moves and parking, fenced by lease epoch).
 //! * [`lease`] — relay heartbeats, fair share, lane leases, lane count.
@@ -52,7 +55,10 @@
 //! Traps: any long-running *write* transaction in the cluster holds the
 //! watermark back (watch the oldest-age metric); transaction ids do not
 //! survive a dump/restore or logical migration to a new cluster, so drain the
-//! outbox before moving it (Watermill #576).
+//! outbox before moving it (Watermill #576). The relay publishes what other
+//! sessions can see, and with `synchronous_commit=off` they see commits
+//! before they are on disk: a server crash could then take back a row that
+//! was already published. Keep commits durable on an outbox database.
 //!
 //! ## Delivery semantics
 //! **At least once.** A row's cursor position is recorded only after its
