@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::support;
-use consumers::{CancellationToken, Consumer, RetryPolicy};
+use consumers::RetryPolicy;
 
 #[tokio::test]
 async fn records_are_retried_through_a_database_outage_and_applied_once() -> anyhow::Result<()> {
@@ -26,10 +26,8 @@ async fn records_are_retried_through_a_database_outage_and_applied_once() -> any
         factor: 2.0,
         jitter: true,
     };
-    let consumer = Consumer::new(config, pool.clone(), support::EffectHandler::quick())?;
-    let stats = consumer.stats();
-    let cancel = CancellationToken::new();
-    let running = tokio::spawn(consumer.run(cancel.clone()));
+    let support::RunningConsumer { stats, cancel, task: running } =
+        support::spawn_quick_consumer(config, &pool)?;
 
     let before = support::command(topic, 1)?;
     support::send(&producer, &before).await?;

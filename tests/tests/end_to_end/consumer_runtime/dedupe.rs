@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use super::support;
 use consumers::{CancellationToken, Consumer};
+
+use super::support;
 
 #[tokio::test]
 async fn the_same_event_delivered_twice_is_applied_once() -> anyhow::Result<()> {
@@ -29,14 +30,8 @@ async fn the_same_event_delivered_twice_is_applied_once() -> anyhow::Result<()> 
     support::send(&second_session, &twice).await?;
     support::send(&second_session, &once).await?;
 
-    let consumer = Consumer::new(
-        support::consumer_config(bootstrap, "dedupe", topic),
-        pool.clone(),
-        support::EffectHandler::quick(),
-    )?;
-    let stats = consumer.stats();
-    let cancel = CancellationToken::new();
-    let running = tokio::spawn(consumer.run(cancel.clone()));
+    let support::RunningConsumer { stats, cancel, task: running } =
+        support::spawn_quick_consumer(support::consumer_config(bootstrap, "dedupe", topic), &pool)?;
 
     support::eventually("three records finished", Duration::from_secs(60), || async {
         Ok((stats.snapshot().finished() >= 3).then_some(()))

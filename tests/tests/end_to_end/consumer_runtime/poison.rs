@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use super::support;
 use consumers::dead_letter::header;
-use consumers::{CancellationToken, Consumer};
 use events::envelope::header as envelope_header;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::{Headers as _, Message as _};
@@ -99,14 +98,8 @@ async fn poison_records_are_dead_lettered_with_their_reason_and_the_next_record_
     support::send_raw(&producer, topic, b"poison-3", &unknown.payload, &unknown_pairs).await?;
     support::send(&producer, &good[3]).await?;
 
-    let consumer = Consumer::new(
-        support::consumer_config(bootstrap, "poison", topic),
-        pool.clone(),
-        support::EffectHandler::quick(),
-    )?;
-    let stats = consumer.stats();
-    let cancel = CancellationToken::new();
-    let running = tokio::spawn(consumer.run(cancel.clone()));
+    let support::RunningConsumer { stats, cancel, task: running } =
+        support::spawn_quick_consumer(support::consumer_config(bootstrap, "poison", topic), &pool)?;
 
     let good_ids: Vec<_> = good.iter().map(|m| m.envelope.event_id).collect();
     let counts = support::wait_for_effects(&pool, &good_ids, Duration::from_secs(60)).await?;

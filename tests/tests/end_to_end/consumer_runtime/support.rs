@@ -200,3 +200,22 @@ pub(crate) fn init_tracing() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// A consumer running on its own task.
+pub(crate) struct RunningConsumer {
+    /// Its counters.
+    pub(crate) stats: consumers::Stats,
+    /// Stops it.
+    pub(crate) cancel: consumers::CancellationToken,
+    /// The task; `Ok` after a clean stop.
+    pub(crate) task: tokio::task::JoinHandle<Result<(), consumers::ConsumerError>>,
+}
+
+/// Starts a consumer with [`EffectHandler::quick`] on its own task.
+pub(crate) fn spawn_quick_consumer(config: ConsumerConfig, pool: &PgPool) -> anyhow::Result<RunningConsumer> {
+    let consumer = consumers::Consumer::new(config, pool.clone(), EffectHandler::quick())?;
+    let stats = consumer.stats();
+    let cancel = consumers::CancellationToken::new();
+    let task = tokio::spawn(consumer.run(cancel.clone()));
+    Ok(RunningConsumer { stats, cancel, task })
+}
