@@ -105,6 +105,6 @@ pub async fn set_notify(pool: &sqlx::PgPool, enabled: bool) -> Result<(), Outbox
         .bind(enabled)
         .execute(pool)
         .await
-        .map_err(OutboxError::Enqueue)?;
+        .map_err(OutboxError::ConfigureNotify)?;
     Ok(())
 }

@@ -41,6 +41,9 @@ pub enum OutboxError {
     /// Changing the number of lanes failed or is unsafe right now.
     #[error("could not configure lanes: {0}")]
     ConfigureLanes(String),
+    /// Turning the NOTIFY wake-up hint on or off failed.
+    #[error("could not switch the outbox NOTIFY hint: {0}")]
+    ConfigureNotify(#[source] sqlx::Error),
     /// Listening for wake-up notifications failed.
     #[error("could not listen for outbox notifications: {0}")]
     Listen(#[source] sqlx::Error),

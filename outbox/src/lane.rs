@@ -174,18 +174,19 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             }
         }
 
+        // `watermark_poll_interval` doubled `n` times, at most `poll_interval`.
+        let doubled = |n: u32| {
+            cfg.watermark_poll_interval.saturating_mul(2u32.saturating_pow(n)).min(cfg.poll_interval)
+        };
         let poll = if held_back {
             // Doubling stops at 8x (40 ms by default): under a steady stream of
             // commits some transaction is nearly always open, and a longer
             // pause here becomes the relay's tail latency.
-            (cfg.watermark_poll_interval * 2u32.pow(held_polls.saturating_sub(1).min(3)))
-                .min(cfg.poll_interval)
+            doubled(held_polls.saturating_sub(1).min(3))
         } else if shared.notified.load(Ordering::Relaxed) {
             cfg.poll_interval
         } else {
-            cfg.watermark_poll_interval
-                .saturating_mul(2u32.saturating_pow(quiet_polls))
-                .min(cfg.poll_interval)
+            doubled(quiet_polls)
         };
         // 2. Nothing in flight: wait for a wake-up, the poll interval or stop.
         let Some(front) = in_flight.front_mut() else {
