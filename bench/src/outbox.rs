@@ -227,6 +227,10 @@ struct Steady {
     writer_tx: Histogram<u64>,
     /// Events per second the writers reached.
     achieved: f64,
+    /// The relay's counters over the run: reads, empty reads, batches.
+    relay: outbox::RelayStats,
+    /// Seconds from the first commit until the relay caught up.
+    secs: f64,
 }
 
 /// (c) One transaction per event at `rate`/s for `secs`; commit→ack latencies.
@@ -239,7 +243,7 @@ async fn steady_latency(
 ) -> anyhow::Result<Steady> {
     let n = usize::try_from(rate * secs)?.min(msgs.len());
     stats.drain_deliveries();
-    let before = stats.get().published;
+    let before = stats.get();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
@@ -266,8 +270,16 @@ async fn steady_latency(
         committed_at.insert(event_id, at);
     }
     let achieved = n as f64 / started.elapsed().as_secs_f64();
-    let target = before + n as u64;
+    let target = before.published + n as u64;
     wait_for("the relay to catch up", Duration::from_secs(120), || stats.get().published >= target).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let after = stats.get();
+    let relay = outbox::RelayStats {
+        reads: after.reads - before.reads,
+        empty_reads: after.empty_reads - before.empty_reads,
+        batches: after.batches - before.batches,
+        ..after
+    };
     let (mut commit_to_ack, mut age_at_ack) = (histogram()?, histogram()?);
     let (mut commit_to_send, mut send_to_ack) = (histogram()?, histogram()?);
     let us = |from: DateTime<Utc>, to: DateTime<Utc>| {
@@ -282,7 +294,7 @@ async fn steady_latency(
         }
     }
     anyhow::ensure!(commit_to_ack.len() == n as u64, "{} of {n} rows matched a commit", commit_to_ack.len());
-    Ok(Steady { commit_to_ack, age_at_ack, commit_to_send, send_to_ack, writer_tx, achieved })
+    Ok(Steady { commit_to_ack, age_at_ack, commit_to_send, send_to_ack, writer_tx, achieved, relay, secs })
 }
 
 /// (d) Mean duration of a business transaction without the outbox insert,
@@ -485,6 +497,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         String::new(),
     ]);
     t.row(vec!["(c) writer transaction p50 / p99".into(), p50_p99(writer), String::new(), String::new()]);
+    let per_sec = |n: u64| n as f64 / steady.secs;
+    t.row(vec![
+        "(c) relay reads/s (of which empty) / batches/s".into(),
+        format!(
+            "{:.0} ({:.0}) / {:.0}",
+            per_sec(steady.relay.reads),
+            per_sec(steady.relay.empty_reads),
+            per_sec(steady.relay.batches)
+        ),
+        String::new(),
+        String::new(),
+    ]);
     t.row(vec![
         "(c) floor: raw producer send->ack p50 / p99".into(),
         p50_p99(&raw_lat),

@@ -66,9 +66,12 @@ fn backoff(shared: &Shared) -> ExponentialBackoff {
 
 /// Runs the lane until stopped (`Ok`) or the lease is lost (`Err(LeaseLost)`).
 ///
-/// Up to `pipeline_depth` batches are in flight: the next batch is read and
-/// handed to the producer while earlier ones wait for their acks, and
-/// outcomes are recorded strictly in batch order. After a retriable failure
+/// While a backlog is worked off (the last read filled a batch), up to
+/// `pipeline_depth` batches are in flight: the next batch is read and handed
+/// to the producer while earlier ones wait for their acks. Otherwise one
+/// batch is out at a time and rows committed meanwhile wait for the next
+/// read — at a steady trickle this turns one read, send and cursor write per
+/// row into one per ack round trip. Outcomes are recorded strictly in batch order. After a retriable failure
 /// every later batch in flight is abandoned and the lane resumes after the
 /// recorded cursor (its rows go out again: duplicates, same event ids).
 pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxError> {
@@ -98,6 +101,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     // `poll_interval` while it finds none.
     let mut quiet_polls: u32 = u32::MAX;
     let mut retry: Option<ExponentialBackoff> = None;
+    let mut backlog = false;
     let mut last_advance = Instant::now();
     let mut grace_deadline: Option<Instant> = None;
     let mut publisher = shared.publishers.current();
@@ -121,11 +125,16 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         let may_send = !stop.is_cancelled() && !halted && in_flight.len() < depth && clock.valid_for(margin);
 
         // 1. Fill the pipeline.
-        if may_send && !drained {
+        if may_send && !drained && (in_flight.is_empty() || backlog) {
             let fetch_started = Instant::now();
-            match store::fetch(&shared.pool, lease.lane, read_cursor, cfg.batch_size as i64).await {
+            let read = store::fetch(&shared.pool, lease.lane, read_cursor, cfg.batch_size as i64).await;
+            if let Ok(batch) = &read {
+                shared.metrics.record_read(batch.rows.is_empty());
+            }
+            match read {
                 Ok(batch) if batch.rows.is_empty() => {
                     drained = true;
+                    backlog = false;
                     held_back = batch.held_back;
                     held_polls = if held_back { held_polls.saturating_add(1) } else { 0 };
                     quiet_polls = if held_back { 0 } else { quiet_polls.saturating_add(1) };
@@ -153,6 +162,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                 }
                 Ok(batch) => {
                     drained = batch.rows.len() < cfg.batch_size;
+                    backlog = !drained;
                     held_back = batch.held_back;
                     (held_polls, quiet_polls) = (0, 0);
                     let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked);

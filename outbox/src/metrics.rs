@@ -33,6 +33,10 @@ pub struct RelayStats {
     pub batches: u64,
     /// Batches that stopped early on a retriable failure.
     pub retries: u64,
+    /// Lane reads (queries for the next batch), including empty ones.
+    pub reads: u64,
+    /// Lane reads that found no row ready: the price of polling.
+    pub empty_reads: u64,
     /// Time spent reading batches and handing them to the producer (all
     /// lanes together).
     pub fetch_time: Duration,
@@ -73,6 +77,8 @@ pub(crate) struct Metrics {
     parked: AtomicU64,
     batches: AtomicU64,
     retries: AtomicU64,
+    reads: AtomicU64,
+    empty_reads: AtomicU64,
     fetch_us: AtomicU64,
     send_us: AtomicU64,
     record_us: AtomicU64,
@@ -100,6 +106,14 @@ impl Metrics {
         );
     }
 
+    /// Counts one lane read; `empty` when it found nothing ready.
+    pub(crate) fn record_read(&self, empty: bool) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        if empty {
+            self.empty_reads.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Adds time spent reading and handing over a batch.
     pub(crate) fn record_fetch(&self, d: Duration) {
         self.fetch_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
@@ -125,6 +139,8 @@ impl Metrics {
             parked: self.parked.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            empty_reads: self.empty_reads.load(Ordering::Relaxed),
             fetch_time: Duration::from_micros(self.fetch_us.load(Ordering::Relaxed)),
             send_time: Duration::from_micros(self.send_us.load(Ordering::Relaxed)),
             record_time: Duration::from_micros(self.record_us.load(Ordering::Relaxed)),

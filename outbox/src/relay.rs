@@ -29,7 +29,11 @@ pub struct RelayConfig {
     pub relay_id: String,
     /// Rows per batch.
     pub batch_size: usize,
-    /// Batches per lane handed to the producer before the oldest is acked.
+    /// Batches per lane handed to the producer before the oldest is acked,
+    /// while a backlog is worked off (the last read filled a whole batch).
+    /// Otherwise a lane has one batch out at a time, and the rows that
+    /// commit while it waits for the acks go out together in the next one:
+    /// fewer, larger batches and cursor writes under a steady stream.
     pub pipeline_depth: usize,
     /// Longest polling interval: an idle lane looks for rows this often
     /// when no notification arrives.

@@ -10,3 +10,4 @@ mod kill9;
 mod lanes;
 mod notify;
 mod order;
+mod trickle;
