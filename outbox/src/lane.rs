@@ -66,14 +66,15 @@ fn backoff(shared: &Shared) -> ExponentialBackoff {
 
 /// Runs the lane until stopped (`Ok`) or the lease is lost (`Err(LeaseLost)`).
 ///
-/// While a backlog is worked off (the last read filled a batch), up to
-/// `pipeline_depth` batches are in flight: the next batch is read and handed
-/// to the producer while earlier ones wait for their acks. Otherwise one
-/// batch is out at a time and rows committed meanwhile wait for the next
-/// read — at a steady trickle this turns one read, send and cursor write per
-/// row into one per ack round trip. Outcomes are recorded strictly in batch order. After a retriable failure
-/// every later batch in flight is abandoned and the lane resumes after the
-/// recorded cursor (its rows go out again: duplicates, same event ids).
+/// Up to `pipeline_depth` batches are in flight: the next batch is read and
+/// handed to the producer while earlier ones wait for their acks. While
+/// batches are out and no backlog is being worked off (the last read did not
+/// fill a batch), the lane reads again only every `trickle_interval`, so a
+/// steady stream of commits costs one read, send and cursor write per
+/// interval rather than per row. Outcomes are recorded strictly in batch
+/// order. After a retriable failure every later batch in flight is abandoned
+/// and the lane resumes after the recorded cursor (its rows go out again:
+/// duplicates, same event ids).
 pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxError> {
     let Lane { lease, clock, stop } = lane;
     let cfg = &shared.config;
@@ -102,6 +103,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     let mut quiet_polls: u32 = u32::MAX;
     let mut retry: Option<ExponentialBackoff> = None;
     let mut backlog = false;
+    // When the last batch was handed over.
+    let mut last_batch = Instant::now();
     let mut last_advance = Instant::now();
     let mut grace_deadline: Option<Instant> = None;
     let mut publisher = shared.publishers.current();
@@ -125,7 +128,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         let may_send = !stop.is_cancelled() && !halted && in_flight.len() < depth && clock.valid_for(margin);
 
         // 1. Fill the pipeline.
-        if may_send && !drained && (in_flight.is_empty() || backlog) {
+        let may_read = in_flight.is_empty() || backlog || last_batch.elapsed() >= cfg.trickle_interval;
+        if may_send && !drained && may_read {
             let fetch_started = Instant::now();
             let read = store::fetch(&shared.pool, lease.lane, read_cursor, cfg.batch_size as i64).await;
             if let Ok(batch) = &read {
@@ -166,6 +170,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     held_back = batch.held_back;
                     (held_polls, quiet_polls) = (0, 0);
                     let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked);
+                    last_batch = Instant::now();
                     if let Some(c) = b.sent_until() {
                         read_cursor = c;
                     }
@@ -217,6 +222,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         let report = tokio::select! {
             r = front.finish(&mut blocked) => r,
             _ = wake.notified(), if may_send => { drained = false; continue; }
+            _ = tokio::time::sleep_until((last_batch + cfg.trickle_interval).into()),
+                if may_send && !drained && !may_read => continue,
             _ = tokio::time::sleep(poll), if may_send => { drained = false; continue; }
             _ = stop.cancelled(), if grace_deadline.is_none() => continue,
             _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now).into()),

@@ -29,12 +29,14 @@ pub struct RelayConfig {
     pub relay_id: String,
     /// Rows per batch.
     pub batch_size: usize,
-    /// Batches per lane handed to the producer before the oldest is acked,
-    /// while a backlog is worked off (the last read filled a whole batch).
-    /// Otherwise a lane has one batch out at a time, and the rows that
-    /// commit while it waits for the acks go out together in the next one:
-    /// fewer, larger batches and cursor writes under a steady stream.
+    /// Batches per lane handed to the producer before the oldest is acked.
     pub pipeline_depth: usize,
+    /// While a lane has batches out and no backlog (its last read did not
+    /// fill a batch), it reads again at most this often: rows that commit
+    /// meanwhile go out together, so a steady stream costs fewer reads,
+    /// sends and cursor writes. At most this much is added to a row's
+    /// latency.
+    pub trickle_interval: Duration,
     /// Longest polling interval: an idle lane looks for rows this often
     /// when no notification arrives.
     pub poll_interval: Duration,
@@ -77,6 +79,7 @@ impl Default for RelayConfig {
             relay_id: default_relay_id(),
             batch_size: 1000,
             pipeline_depth: 4,
+            trickle_interval: Duration::from_millis(5),
             poll_interval: Duration::from_millis(500),
             watermark_poll_interval: Duration::from_millis(5),
             lease_ttl: Duration::from_secs(10),

@@ -1,9 +1,12 @@
-//! Under a steady trickle of commits a lane keeps one batch out at a time:
-//! rows that commit while it waits for the broker's acks go out together in
-//! the next batch, instead of one read, send and cursor write per row.
+//! Under a steady trickle of commits a lane with a batch out reads again only
+//! after the acks or `trickle_interval`: rows that commit meanwhile go out
+//! together in the next batch, instead of one read, send and cursor write per
+//! row.
 
 use std::collections::HashMap;
 use std::time::Duration;
+
+use outbox::RelayConfig;
 
 use super::support::*;
 
@@ -13,7 +16,8 @@ async fn a_steady_trickle_goes_out_in_batches_not_row_by_row() -> anyhow::Result
     let s = setup(3).await?;
     // One lane, so every row goes through the same lane worker.
     outbox::lease::configure_lanes(&s.pool, 1).await?;
-    let relay = InProcessRelay::start(&s.pool, s.env.broker.bootstrap_servers(), relay_config("trickle"))?;
+    let config = RelayConfig { trickle_interval: Duration::from_millis(20), ..relay_config("trickle") };
+    let relay = InProcessRelay::start(&s.pool, s.env.broker.bootstrap_servers(), config)?;
     let holds_lane = || async {
         Ok(lane_owners(&s.pool).await?.iter().any(|(_, owner, _, live)| *live && owner.is_some()))
     };
@@ -25,9 +29,10 @@ async fn a_steady_trickle_goes_out_in_batches_not_row_by_row() -> anyhow::Result
     })
     .await?;
     let before = relay.stats.get();
-    // One commit every 2 ms (or slower); every ack takes at least the
-    // producer's linger (5 ms), so each batch finds several rows waiting —
-    // reading whenever a commit notified gave ~120 batches here.
+    // One commit every 2 ms (or slower, in a debug build); a lane with a
+    // batch out reads again only after its ack (at least the producer's
+    // 5 ms linger) or the 20 ms trickle interval, so each batch finds several
+    // rows waiting. Reading whenever a commit notified gave ~120 batches.
     let mut tick = tokio::time::interval(Duration::from_millis(2));
     let mut expected = HashMap::new();
     for seq in 0..ROWS {
