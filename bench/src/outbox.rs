@@ -3,7 +3,7 @@
 //! transaction — one run, one broker, one PostgreSQL, the same payloads.
 //!
 //! ```text
-//! cargo run --release -p bench -- outbox [--events 20000] [--rate 1000] [--latency-secs 10]
+//! cargo run --release -p bench -- outbox [--events 20000] [--rate 1000] [--latency-secs 30]
 //!     [--bootstrap HOST:PORT --database-url postgres://...]   # instead of testkit containers
 //! ```
 //!
@@ -88,7 +88,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 1_000)]
     rate: u64,
     /// Duration of the latency run (c), in seconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 30)]
     latency_secs: u64,
     /// Transactions per mode and round for (d).
     #[arg(long, default_value_t = 2_000)]
