@@ -55,6 +55,7 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 mod business;
+mod statements;
 
 use crate::table::Table;
 
@@ -391,7 +392,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let (raw, relayed) = (median(&mut raws), median(&mut relays));
 
     eprintln!("(c) commit->ack at {}/s for {} s ...", args.rate, args.latency_secs);
+    let server_time = statements::ServerTime::start(&pool).await;
     let steady = steady_latency(&pool, &stats, &steady_msgs, args.rate, args.latency_secs).await?;
+    let server_time = server_time.finish(&pool, steady.secs).await;
     cancel.cancel();
     task.await.context("relay task")??;
 
@@ -478,6 +481,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         business::rows(&mut t, costs);
     }
     t.print();
+
+    println!("\n(c) where PostgreSQL's time went (pg_stat_statements, executor time):");
+    print!("{server_time}");
 
     let d = |f: fn(&outbox::RelayStats) -> Duration| f(&phases).saturating_sub(f(&phases_before));
     let batches = phases.batches - phases_before.batches;

@@ -67,8 +67,9 @@ impl Delivery {
     }
 }
 
-/// Most deliveries kept between two drains (a prefix is kept beyond that).
-const MAX_KEPT_DELIVERIES: usize = 1_000_000;
+/// Most deliveries kept between two drains (a prefix is kept beyond that):
+/// ~12 MB, minutes of a busy relay between two metrics reports.
+const MAX_KEPT_DELIVERIES: usize = 200_000;
 
 /// Counters shared by the lane workers.
 #[derive(Debug, Default)]

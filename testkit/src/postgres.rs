@@ -54,7 +54,16 @@ impl Postgres {
     pub async fn start_with(durability: Durability) -> Result<Postgres, HarnessError> {
         let image = postgres_image();
         let port = free_port()?;
-        let mut cmd = vec!["postgres", "-c", "max_connections=400"];
+        // pg_stat_statements is loaded so that a benchmark or a puzzled test
+        // author can see where the server's time went (`CREATE EXTENSION
+        // pg_stat_statements` in the database to read it).
+        let mut cmd = vec![
+            "postgres",
+            "-c",
+            "max_connections=400",
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+        ];
         if durability == Durability::Relaxed {
             cmd.extend(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
         }
