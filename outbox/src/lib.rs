@@ -29,8 +29,10 @@
 //! * [`batch`] — pure decision logic: how far a batch moves the cursor, what
 //!   gets parked.
 //! * `send` — publishing one batch through [`producers::Publisher`].
-//! * `lane` — one lane's worker loop; `relay` — [`OutboxRelay`], which runs
-//!   the lease manager, the lane workers and the background tasks.
+//! * `lane` — one lane's worker loop: read, send, record, with up to
+//!   `pipeline_depth` batches out while it works off a backlog and one read
+//!   per `trickle_interval` under a steady trickle; `relay` — [`OutboxRelay`],
+//!   which runs the lease manager, the lane workers and the background tasks.
 //! * `wakeup` — LISTEN/NOTIFY wake-ups with reconnects.
 //! * [`cleanup`] — bounded deletion of published rows after the retention.
 //! * [`metrics`] — backlog, oldest age, publish rate and age at ack
