@@ -36,6 +36,12 @@ pub(crate) struct Args {
     /// Polling fallback in milliseconds (NOTIFY wakes the relay sooner).
     #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 500)]
     poll_ms: u64,
+    /// While a lane has batches out and no backlog, it reads again at most
+    /// this often, in milliseconds (0: on every wake-up); larger values mean
+    /// fewer, larger batches under a steady stream and up to this much more
+    /// latency.
+    #[arg(long, env = "OUTBOX_TRICKLE_MS", default_value_t = 5)]
+    trickle_ms: u64,
     /// Keep published rows this many seconds before cleanup deletes them.
     #[arg(long, env = "OUTBOX_RETENTION_SECS", default_value_t = 3600)]
     retention_secs: u64,
@@ -51,6 +57,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         lease_ttl: Duration::from_millis(args.lease_ttl_ms),
         poll_interval: Duration::from_millis(args.poll_ms),
+        trickle_interval: Duration::from_millis(args.trickle_ms),
         retention: Duration::from_secs(args.retention_secs),
         ..Default::default()
     };
