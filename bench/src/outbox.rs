@@ -233,7 +233,7 @@ struct Steady {
     writer_tx: Histogram<u64>,
     /// Events per second the writers reached.
     achieved: f64,
-    /// The relay's counters over the run: reads, empty reads, batches.
+    /// The relay's counters over the run.
     relay: outbox::RelayStats,
     /// Seconds from the first commit until the relay caught up.
     secs: f64,
@@ -279,13 +279,7 @@ async fn steady_latency(
     let target = before.published + n as u64;
     wait_for("the relay to catch up", Duration::from_secs(120), || stats.get().published >= target).await?;
     let secs = started.elapsed().as_secs_f64();
-    let after = stats.get();
-    let relay = outbox::RelayStats {
-        reads: after.reads - before.reads,
-        empty_reads: after.empty_reads - before.empty_reads,
-        batches: after.batches - before.batches,
-        ..after
-    };
+    let relay = stats.get().since(&before);
     let (mut commit_to_ack, mut age_at_ack) = (histogram()?, histogram()?);
     let (mut commit_to_send, mut send_to_ack) = (histogram()?, histogram()?);
     let us = |from: DateTime<Utc>, to: DateTime<Utc>| {
@@ -381,14 +375,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
     // (a) and (b) alternate, so background load hits both alike; medians.
     let (mut raws, mut relays) = (Vec::new(), Vec::new());
-    let phases_before = stats.get();
+    let before_ab = stats.get();
     for round in 0..args.rounds {
         eprintln!("(a) raw producer: {} records, round {} ...", msgs.len(), round + 1);
         raws.push(raw_producer(&bootstrap, &msgs).await?);
         eprintln!("(b) relay: {} committed rows, round {} ...", msgs.len(), round + 1);
         relays.push(relay_throughput(&pool, &stats, &msgs).await?);
     }
-    let phases = stats.get();
+    let phases = stats.get().since(&before_ab);
     let (raw, relayed) = (median(&mut raws), median(&mut relays));
 
     eprintln!("(c) commit->ack at {}/s for {} s ...", args.rate, args.latency_secs);
@@ -485,22 +479,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!("\n(c) where PostgreSQL's time went (pg_stat_statements, executor time):");
     print!("{server_time}");
 
-    let d = |f: fn(&outbox::RelayStats) -> Duration| f(&phases).saturating_sub(f(&phases_before));
-    let batches = phases.batches - phases_before.batches;
-    let split: HashMap<&str, Duration> = HashMap::from([
-        ("fetch", d(|s| s.fetch_time)),
-        ("send+ack", d(|s| s.send_time)),
-        ("record", d(|s| s.record_time)),
-    ]);
     println!(
         "\n(b) where the relay's time went ({} lanes in parallel, {} batches, {:.0} rows/batch): \
          fetch {:?}, send+ack {:?}, record {:?} (lane-time, summed over lanes)",
         args.lanes,
-        batches,
-        (phases.published - phases_before.published) as f64 / batches.max(1) as f64,
-        split["fetch"],
-        split["send+ack"],
-        split["record"],
+        phases.batches,
+        phases.published as f64 / phases.batches.max(1) as f64,
+        phases.fetch_time,
+        phases.send_time,
+        phases.record_time,
     );
     Ok(())
 }

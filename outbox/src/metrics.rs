@@ -47,6 +47,24 @@ pub struct RelayStats {
     pub record_time: Duration,
 }
 
+impl RelayStats {
+    /// What happened between `earlier` and `self` (two readings of one
+    /// relay's totals).
+    pub fn since(&self, earlier: &RelayStats) -> RelayStats {
+        RelayStats {
+            published: self.published.saturating_sub(earlier.published),
+            parked: self.parked.saturating_sub(earlier.parked),
+            batches: self.batches.saturating_sub(earlier.batches),
+            retries: self.retries.saturating_sub(earlier.retries),
+            reads: self.reads.saturating_sub(earlier.reads),
+            empty_reads: self.empty_reads.saturating_sub(earlier.empty_reads),
+            fetch_time: self.fetch_time.saturating_sub(earlier.fetch_time),
+            send_time: self.send_time.saturating_sub(earlier.send_time),
+            record_time: self.record_time.saturating_sub(earlier.record_time),
+        }
+    }
+}
+
 /// One row the broker acknowledged and the relay recorded as published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
@@ -227,5 +245,8 @@ mod tests {
         let drained: Vec<f64> = m.drain_deliveries().iter().map(Delivery::age_at_ack_ms).collect();
         assert_eq!(drained, [1.0, 2.0, 3.0, 4.0, 5.0]);
         assert!(m.drain_deliveries().is_empty());
+        m.record_batch(0, 4, 0, &[]);
+        let later = m.stats().since(&st);
+        assert_eq!((later.published, later.parked, later.batches, later.retries), (4, 0, 1, 0));
     }
 }
