@@ -81,8 +81,8 @@ pub(crate) struct Args {
     /// Relay batch size.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
-    /// Relay `trickle_interval` in milliseconds: how often a lane with
-    /// batches out and no backlog reads again.
+    /// Relay `trickle_interval` in milliseconds: the grid on which lanes
+    /// without a backlog read.
     #[arg(long, default_value_t = 5)]
     trickle_ms: u64,
     /// Events per second for the latency run (c).
@@ -461,6 +461,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             per_sec(steady.relay.reads),
             per_sec(steady.relay.empty_reads),
             per_sec(steady.relay.batches)
+        ),
+        String::new(),
+        String::new(),
+    ]);
+    t.row(vec![
+        "(c) relay read / cursor statements/s".into(),
+        format!(
+            "{:.0} / {:.0}",
+            per_sec(steady.relay.read_statements),
+            per_sec(steady.relay.cursor_statements)
         ),
         String::new(),
         String::new(),

@@ -36,10 +36,10 @@ pub(crate) struct Args {
     /// Polling fallback in milliseconds (NOTIFY wakes the relay sooner).
     #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 500)]
     poll_ms: u64,
-    /// While a lane has batches out and no backlog, it reads again at most
-    /// this often, in milliseconds (0: on every wake-up); larger values mean
-    /// fewer, larger batches under a steady stream and up to this much more
-    /// latency.
+    /// Lanes without a backlog read on a grid of this many milliseconds,
+    /// together, at most once per tick (0: on every wake-up); larger values
+    /// mean fewer, larger batches and statements under a steady stream and
+    /// up to this much more latency.
     #[arg(long, env = "OUTBOX_TRICKLE_MS", default_value_t = 5)]
     trickle_ms: u64,
     /// Keep published rows this many seconds before cleanup deletes them.

@@ -15,16 +15,16 @@ pub enum OutboxError {
     Fetch {
         /// Lane being read.
         lane: i32,
-        /// Database error.
-        source: sqlx::Error,
+        /// Database error (shared by every lane the statement read).
+        source: std::sync::Arc<sqlx::Error>,
     },
     /// Recording a batch's outcome (cursor, parked rows) failed.
     #[error("could not record the outcome of a batch in lane {lane}: {source}")]
     Commit {
         /// Lane being written.
         lane: i32,
-        /// Database error.
-        source: sqlx::Error,
+        /// Database error (shared by every lane the statement wrote).
+        source: std::sync::Arc<sqlx::Error>,
     },
     /// The relay no longer holds the lane's lease (it expired and another
     /// relay took it, or the relay is a zombie). Its work for the lane stops.

@@ -18,7 +18,7 @@ use crate::lease::LaneLease;
 use crate::metrics::Delivery;
 use crate::relay::Shared;
 use crate::send::InFlight;
-use crate::store::{self, Cursor, LeaseToken};
+use crate::store::{self, Cursor, CursorMove, LaneRead, LeaseToken};
 use crate::wakeup::sleep_or_cancel;
 
 /// The local view of a lane's lease: the instant until which this relay may
@@ -48,6 +48,43 @@ impl LeaseClock {
     }
 }
 
+/// The first tick of the grid `origin + k * every` after `t` (`t` itself
+/// when `every` is zero). Lanes that trickle read on the same grid, so their
+/// reads fall due together and share a statement.
+fn next_tick(origin: Instant, t: Instant, every: Duration) -> Instant {
+    let every_ns = every.as_nanos();
+    if every_ns == 0 {
+        return t;
+    }
+    let ticks = t.saturating_duration_since(origin).as_nanos() / every_ns + 1;
+    origin + Duration::from_nanos(u64::try_from(ticks * every_ns).unwrap_or(u64::MAX))
+}
+
+/// Sleeps until `due` (forever when there is none).
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Moves the lane's cursor (nothing to park) along with whatever other lanes
+/// move at the same moment.
+async fn move_cursor(shared: &Shared, token: LeaseToken<'_>, to: Cursor) -> Result<(), OutboxError> {
+    let m = CursorMove { lane: token.lane, epoch: token.epoch, to };
+    shared.cursor_moves.call(m).await.unwrap_or_else(|| Err(coalescer_gone(token.lane, false)))
+}
+
+/// The error for a request the relay's statement task no longer answers
+/// (it only stops when the relay does).
+fn coalescer_gone(lane: i32, read: bool) -> OutboxError {
+    let source = Arc::new(sqlx::Error::WorkerCrashed);
+    match read {
+        true => OutboxError::Fetch { lane, source },
+        false => OutboxError::Commit { lane, source },
+    }
+}
+
 /// Everything one worker needs.
 pub(crate) struct Lane {
     pub(crate) lease: LaneLease,
@@ -67,11 +104,13 @@ fn backoff(shared: &Shared) -> ExponentialBackoff {
 /// Runs the lane until stopped (`Ok`) or the lease is lost (`Err(LeaseLost)`).
 ///
 /// Up to `pipeline_depth` batches are in flight: the next batch is read and
-/// handed to the producer while earlier ones wait for their acks. While
-/// batches are out and no backlog is being worked off (the last read did not
-/// fill a batch), the lane reads again only every `trickle_interval`, so a
-/// steady stream of commits costs one read, send and cursor write per
-/// interval rather than per row. Outcomes are recorded strictly in batch
+/// handed to the producer while earlier ones wait for their acks. Unless a
+/// backlog is being worked off (the last read filled a batch), the lane
+/// reads only on the ticks of a `trickle_interval` grid shared by the
+/// relay's lanes — the first tick after a wake-up, at most once per tick: a
+/// steady stream of commits costs one read, send and cursor write per tick
+/// rather than per row, and the lanes' reads and cursor moves fall due
+/// together and share statements (`coalesce.rs`). Outcomes are recorded strictly in batch
 /// order. After a retriable failure every later batch in flight is abandoned
 /// and the lane resumes after the recorded cursor (its rows go out again:
 /// duplicates, same event ids).
@@ -103,8 +142,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     let mut quiet_polls: u32 = u32::MAX;
     let mut retry: Option<ExponentialBackoff> = None;
     let mut backlog = false;
-    // When the last batch was handed over.
-    let mut last_batch = Instant::now();
+    // Unless it works off a backlog, the lane reads only on ticks of the
+    // relay's `trickle_interval` grid: the first tick after it found it has
+    // something to read.
+    let mut read_due: Option<Instant> = None;
     let mut last_advance = Instant::now();
     let mut grace_deadline: Option<Instant> = None;
     let mut publisher = shared.publishers.current();
@@ -128,10 +169,15 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         let may_send = !stop.is_cancelled() && !halted && in_flight.len() < depth && clock.valid_for(margin);
 
         // 1. Fill the pipeline.
-        let may_read = in_flight.is_empty() || backlog || last_batch.elapsed() >= cfg.trickle_interval;
+        if may_send && !drained && !backlog && read_due.is_none() {
+            read_due = Some(next_tick(shared.grid, Instant::now(), cfg.trickle_interval));
+        }
+        let may_read = backlog || read_due.is_some_and(|due| Instant::now() >= due);
         if may_send && !drained && may_read {
+            read_due = None;
             let fetch_started = Instant::now();
-            let read = store::fetch(&shared.pool, lease.lane, read_cursor, cfg.batch_size as i64).await;
+            let read = shared.reads.call(LaneRead { lane: lease.lane, after: read_cursor }).await;
+            let read = read.unwrap_or_else(|| Err(coalescer_gone(lease.lane, true)));
             if let Ok(batch) = &read {
                 shared.metrics.record_read(batch.rows.is_empty());
             }
@@ -151,7 +197,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     {
                         let to = Cursor { pos: batch.watermark, id: 0 };
                         let asked = Instant::now();
-                        match store::commit(&shared.pool, token, to, &[], ttl_ms).await {
+                        match move_cursor(&shared, token, to).await {
                             Ok(()) => {
                                 (cursor, read_cursor) = (to, to);
                                 clock.extend(asked, cfg.lease_ttl);
@@ -170,7 +216,6 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     held_back = batch.held_back;
                     (held_polls, quiet_polls) = (0, 0);
                     let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked);
-                    last_batch = Instant::now();
                     if let Some(c) = b.sent_until() {
                         read_cursor = c;
                     }
@@ -210,6 +255,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             }
             tokio::select! {
                 _ = wake.notified() => {}
+                _ = sleep_until(read_due), if may_send && !drained && !may_read => {}
                 _ = tokio::time::sleep(if may_send { poll } else { Duration::from_millis(50) }) => {}
                 _ = stop.cancelled() => {}
             }
@@ -222,8 +268,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         let report = tokio::select! {
             r = front.finish(&mut blocked) => r,
             _ = wake.notified(), if may_send => { drained = false; continue; }
-            _ = tokio::time::sleep_until((last_batch + cfg.trickle_interval).into()),
-                if may_send && !drained && !may_read => continue,
+            _ = sleep_until(read_due), if may_send && !drained && !may_read => continue,
             _ = tokio::time::sleep(poll), if may_send => { drained = false; continue; }
             _ = stop.cancelled(), if grace_deadline.is_none() => continue,
             _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now).into()),
@@ -240,7 +285,11 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         let mut resend = decision.retry.is_some();
         if let Some(to) = decision.advance_to {
             let asked = Instant::now();
-            match store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await {
+            let recorded = match decision.park.is_empty() {
+                true => move_cursor(&shared, token, to).await,
+                false => store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await,
+            };
+            match recorded {
                 Ok(()) => {
                     cursor = to;
                     clock.extend(asked, cfg.lease_ttl);
@@ -314,5 +363,19 @@ mod tests {
         // An older renewal never shortens the lease.
         c.extend(base, Duration::from_secs(1));
         assert!(c.valid_for(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn reads_fall_due_on_the_shared_grid() {
+        let origin = Instant::now();
+        let every = Duration::from_millis(5);
+        let at = |us: u64| origin + Duration::from_micros(us);
+        // Two lanes handing over at different moments of one tick read again
+        // at the same next tick.
+        assert_eq!(next_tick(origin, at(5_100), every), at(10_000));
+        assert_eq!(next_tick(origin, at(9_900), every), at(10_000));
+        // A handover exactly on a tick waits a whole interval.
+        assert_eq!(next_tick(origin, at(10_000), every), at(15_000));
+        assert_eq!(next_tick(origin, at(7_000), Duration::ZERO), at(7_000));
     }
 }

@@ -131,7 +131,9 @@ pub async fn acquire(
 }
 
 /// Extends the leases in `held` (lane, epoch); returns the lanes still held.
-/// A lane missing from the answer was lost: stop working on it.
+/// A lane missing from the answer was lost: stop working on it. Rows are
+/// locked in lane order, as the relay's cursor moves lock them, so the two
+/// never deadlock.
 pub async fn renew(
     pool: &PgPool,
     owner: &str,
@@ -144,9 +146,15 @@ pub async fn renew(
     let (lanes, epochs): (Vec<i32>, Vec<i64>) = held.iter().copied().unzip();
     let rows = sqlx::query(
         r#"
+        WITH held AS (
+            SELECT l.lane FROM outbox_lanes l
+            JOIN unnest($3::int[], $4::bigint[]) AS h(lane, epoch) ON h.lane = l.lane
+            WHERE l.epoch = h.epoch AND l.owner = $1
+            ORDER BY l.lane
+            FOR UPDATE OF l
+        )
         UPDATE outbox_lanes l SET lease_until = now() + $2 * interval '1 millisecond'
-        FROM unnest($3::int[], $4::bigint[]) AS h(lane, epoch)
-        WHERE l.lane = h.lane AND l.epoch = h.epoch AND l.owner = $1
+        FROM held h WHERE l.lane = h.lane
         RETURNING l.lane
         "#,
     )

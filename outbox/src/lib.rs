@@ -31,7 +31,9 @@
 //! * `send` — publishing one batch through [`producers::Publisher`].
 //! * `lane` — one lane's worker loop: read, send, record, with up to
 //!   `pipeline_depth` batches out while it works off a backlog and one read
-//!   per `trickle_interval` under a steady trickle; `relay` — [`OutboxRelay`],
+//!   per tick of the relay's `trickle_interval` grid otherwise; `coalesce` —
+//!   lane reads and cursor moves that fall due together go out as one
+//!   statement; `relay` — [`OutboxRelay`],
 //!   which runs the lease manager, the lane workers and the background tasks.
 //! * `wakeup` — LISTEN/NOTIFY wake-ups with reconnects.
 //! * [`cleanup`] — bounded deletion of published rows after the retention.
@@ -87,6 +89,7 @@
 
 pub mod batch;
 pub mod cleanup;
+mod coalesce;
 pub mod enqueue;
 pub mod error;
 mod lane;

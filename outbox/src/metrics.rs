@@ -37,6 +37,12 @@ pub struct RelayStats {
     pub reads: u64,
     /// Lane reads that found no row ready: the price of polling.
     pub empty_reads: u64,
+    /// Statements that made the lane reads (reads of several lanes that are
+    /// due together go out as one).
+    pub read_statements: u64,
+    /// Statements that moved lane cursors without parking (moves of several
+    /// lanes that are due together go out as one).
+    pub cursor_statements: u64,
     /// Time spent reading batches and handing them to the producer (all
     /// lanes together).
     pub fetch_time: Duration,
@@ -58,6 +64,8 @@ impl RelayStats {
             retries: self.retries.saturating_sub(earlier.retries),
             reads: self.reads.saturating_sub(earlier.reads),
             empty_reads: self.empty_reads.saturating_sub(earlier.empty_reads),
+            read_statements: self.read_statements.saturating_sub(earlier.read_statements),
+            cursor_statements: self.cursor_statements.saturating_sub(earlier.cursor_statements),
             fetch_time: self.fetch_time.saturating_sub(earlier.fetch_time),
             send_time: self.send_time.saturating_sub(earlier.send_time),
             record_time: self.record_time.saturating_sub(earlier.record_time),
@@ -98,6 +106,8 @@ pub(crate) struct Metrics {
     retries: AtomicU64,
     reads: AtomicU64,
     empty_reads: AtomicU64,
+    read_statements: AtomicU64,
+    cursor_statements: AtomicU64,
     fetch_us: AtomicU64,
     send_us: AtomicU64,
     record_us: AtomicU64,
@@ -133,6 +143,16 @@ impl Metrics {
         }
     }
 
+    /// Counts one statement that read lanes.
+    pub(crate) fn record_read_statement(&self) {
+        self.read_statements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one statement that moved lane cursors.
+    pub(crate) fn record_cursor_statement(&self) {
+        self.cursor_statements.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Adds time spent reading and handing over a batch.
     pub(crate) fn record_fetch(&self, d: Duration) {
         self.fetch_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
@@ -160,6 +180,8 @@ impl Metrics {
             retries: self.retries.load(Ordering::Relaxed),
             reads: self.reads.load(Ordering::Relaxed),
             empty_reads: self.empty_reads.load(Ordering::Relaxed),
+            read_statements: self.read_statements.load(Ordering::Relaxed),
+            cursor_statements: self.cursor_statements.load(Ordering::Relaxed),
             fetch_time: Duration::from_micros(self.fetch_us.load(Ordering::Relaxed)),
             send_time: Duration::from_micros(self.send_us.load(Ordering::Relaxed)),
             record_time: Duration::from_micros(self.record_us.load(Ordering::Relaxed)),

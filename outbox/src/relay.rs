@@ -14,11 +14,13 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::coalesce::Coalescer;
 use crate::error::OutboxError;
 use crate::lane::{self, Lane, LeaseClock};
 use crate::lease::{self, LaneLease};
 use crate::metrics::{self, Delivery, Metrics, RelayStats};
-use crate::wakeup::{self, Wakeups, sleep_or_cancel};
+use crate::store::{self, Batch, CursorMove, LaneRead};
+use crate::wakeup::{self, MAX_LANES, Wakeups, sleep_or_cancel};
 use crate::{cleanup, migrate};
 
 /// Settings of an [`OutboxRelay`].
@@ -31,11 +33,12 @@ pub struct RelayConfig {
     pub batch_size: usize,
     /// Batches per lane handed to the producer before the oldest is acked.
     pub pipeline_depth: usize,
-    /// While a lane has batches out and no backlog (its last read did not
-    /// fill a batch), it reads again at most this often: rows that commit
-    /// meanwhile go out together, so a steady stream costs fewer reads,
-    /// sends and cursor writes. At most this much is added to a row's
-    /// latency.
+    /// Unless it works off a backlog (its last read filled a batch), a lane
+    /// reads only on the ticks of a grid of this interval shared by the
+    /// relay's lanes, at most once per tick: rows that commit meanwhile go
+    /// out together, so a steady stream costs fewer reads, sends and cursor
+    /// writes, and the lanes' reads and cursor moves share statements. At
+    /// most this much (half on average) is added to a row's latency.
     pub trickle_interval: Duration,
     /// Longest polling interval: an idle lane looks for rows this often
     /// when no notification arrives.
@@ -176,12 +179,66 @@ pub(crate) struct Shared {
     /// Whether writers send the NOTIFY hint (refreshed every lease round);
     /// without it, lanes poll fast while rows keep coming.
     pub(crate) notified: AtomicBool,
+    /// Lane reads; reads due together share one statement.
+    pub(crate) reads: Coalescer<LaneRead, Result<Batch, OutboxError>>,
+    /// Cursor moves without parking; moves due together share one statement.
+    pub(crate) cursor_moves: Coalescer<CursorMove, Result<(), OutboxError>>,
+    /// Origin of the grid of `trickle_interval` ticks that trickling lanes
+    /// read on, so that their reads fall due together.
+    pub(crate) grid: Instant,
+}
+
+impl Shared {
+    /// Starts the statement coalescers; needs the tokio runtime.
+    fn start(relay: OutboxRelay) -> Arc<Shared> {
+        let OutboxRelay { pool, config, publishers, metrics } = relay;
+        let reads = {
+            let (pool, metrics, limit) = (pool.clone(), metrics.clone(), config.batch_size as i64);
+            // Lanes due at one tick wake together: no need to wait for them.
+            Coalescer::spawn(MAX_LANES, Duration::ZERO, move |asks: Vec<LaneRead>| {
+                let (pool, metrics) = (pool.clone(), metrics.clone());
+                async move {
+                    metrics.record_read_statement();
+                    store::fetch_lanes(&pool, &asks, limit).await
+                }
+            })
+        };
+        let cursor_moves = {
+            let (pool, metrics, owner) = (pool.clone(), metrics.clone(), config.relay_id.clone());
+            let lease_ms = i64::try_from(config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+            // The acks of batches sent at one tick trickle in over about a
+            // millisecond: a move waits a fifth of the tick for company
+            // (1 ms by default; the row's delivery is not delayed by it).
+            let gather = config.trickle_interval / 5;
+            Coalescer::spawn(MAX_LANES, gather, move |moves: Vec<CursorMove>| {
+                let (pool, metrics, owner) = (pool.clone(), metrics.clone(), owner.clone());
+                async move {
+                    metrics.record_cursor_statement();
+                    store::advance_lanes(&pool, &owner, &moves, lease_ms).await
+                }
+            })
+        };
+        Arc::new(Shared {
+            pool,
+            config,
+            publishers,
+            wakeups: Wakeups::new(),
+            metrics,
+            notified: AtomicBool::new(true),
+            reads,
+            cursor_moves,
+            grid: Instant::now(),
+        })
+    }
 }
 
 /// Publishes committed outbox rows to Kafka. See the crate docs for the
 /// guarantees.
 pub struct OutboxRelay {
-    shared: Arc<Shared>,
+    pool: PgPool,
+    config: RelayConfig,
+    publishers: Publishers,
+    metrics: Arc<Metrics>,
 }
 
 /// A cheap handle to read a running relay's totals.
@@ -224,31 +281,27 @@ impl OutboxRelay {
         }
         let publisher = KafkaPublisher::new(&producer).map_err(OutboxError::CreatePublisher)?;
         Ok(OutboxRelay {
-            shared: Arc::new(Shared {
-                pool,
-                config,
-                publishers: Publishers { config: producer, current: RwLock::new(Arc::new(publisher)) },
-                wakeups: Wakeups::new(),
-                metrics: Arc::new(Metrics::default()),
-                notified: AtomicBool::new(true),
-            }),
+            pool,
+            config,
+            publishers: Publishers { config: producer, current: RwLock::new(Arc::new(publisher)) },
+            metrics: Arc::new(Metrics::default()),
         })
     }
 
     /// This relay's id (its lease owner name).
     pub fn relay_id(&self) -> &str {
-        &self.shared.config.relay_id
+        &self.config.relay_id
     }
 
     /// A handle to the relay's totals, usable while it runs.
     pub fn stats(&self) -> StatsHandle {
-        StatsHandle(self.shared.metrics.clone())
+        StatsHandle(self.metrics.clone())
     }
 
     /// Runs until `cancel` fires, then stops every lane (in-flight batches get
     /// `shutdown_grace` to finish), releases its leases and returns.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), OutboxError> {
-        let shared = self.shared;
+        let shared = Shared::start(self);
         let cfg = &shared.config;
         if cfg.migrate {
             migrate(&shared.pool).await?;

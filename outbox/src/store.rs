@@ -6,6 +6,8 @@
 //! transaction ids stay far below 2^63.
 
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -65,56 +67,94 @@ pub struct Batch {
     pub held_back: bool,
 }
 
-const FETCH: &str = r#"
+/// Reads several lanes under one snapshot: `$1..$3` are parallel arrays of
+/// lanes and cursors, one read each (`idx` says which). Each lane's rows come
+/// from its own index range of the primary key, as if read alone. `held_back`
+/// is computed once per lane (`OFFSET 0` keeps the planner from pulling it up
+/// into the select list, where it ran once per row: 5 s for 8 lanes of 1,000
+/// rows instead of 24 ms).
+const FETCH_LANES: &str = r#"
 WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-SELECT s.xmin::text::bigint AS watermark,
-       EXISTS (SELECT 1 FROM outbox h WHERE h.lane = $1 AND h.pos >= s.xmin
-                 AND (h.pos, h.id) > ($2::bigint::text::xid8, $3::bigint)) AS held_back,
-       o.*
-FROM s LEFT JOIN LATERAL (
+SELECT c.idx, s.xmin::text::bigint AS watermark, w.held_back, o.*
+FROM s CROSS JOIN unnest($1::int[], $2::bigint[], $3::bigint[])
+                  WITH ORDINALITY AS c(lane, after_pos, after_id, idx)
+CROSS JOIN LATERAL (
+    SELECT EXISTS (SELECT 1 FROM outbox h WHERE h.lane = c.lane AND h.pos >= s.xmin
+                     AND (h.pos, h.id) > (c.after_pos::text::xid8, c.after_id)) AS held_back
+    OFFSET 0
+) w
+LEFT JOIN LATERAL (
     SELECT o.id, o.pos::text::bigint AS pos, o.event_id, o.topic, o.msg_key,
            o.header_names, o.header_values, o.payload, o.created_at,
            (SELECT p.event_id FROM outbox_parked p WHERE p.msg_key = o.msg_key
              ORDER BY p.id LIMIT 1) AS blocked_by
     FROM outbox o
-    WHERE o.lane = $1
-      AND (o.pos, o.id) > ($2::bigint::text::xid8, $3::bigint)
+    WHERE o.lane = c.lane
+      AND (o.pos, o.id) > (c.after_pos::text::xid8, c.after_id)
       AND o.pos < s.xmin
     ORDER BY o.pos, o.id
     LIMIT $4
 ) o ON true
+ORDER BY c.idx, o.pos, o.id
 "#;
+
+/// One lane read: the lane and the cursor to read after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneRead {
+    /// Lane.
+    pub lane: i32,
+    /// Read rows after this position.
+    pub after: Cursor,
+}
 
 /// Reads up to `limit` rows of `lane` after `after`.
 pub async fn fetch(pool: &PgPool, lane: i32, after: Cursor, limit: i64) -> Result<Batch, OutboxError> {
-    let err = |source| OutboxError::Fetch { lane, source };
-    let rows = sqlx::query(FETCH)
-        .bind(lane)
-        .bind(after.pos)
-        .bind(after.id)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
-        .map_err(err)?;
-    let mut batch = Batch::default();
+    let mut batches = fetch_lanes(pool, &[LaneRead { lane, after }], limit).await;
+    batches.pop().unwrap_or_else(|| Ok(Batch::default()))
+}
+
+/// Reads up to `limit` rows of each lane in `reads` (after its cursor), all
+/// in one statement under one snapshot: one result per read, in order. A
+/// failed statement fails every read with the same error.
+pub async fn fetch_lanes(pool: &PgPool, reads: &[LaneRead], limit: i64) -> Vec<Result<Batch, OutboxError>> {
+    match fetch_lanes_once(pool, reads, limit).await {
+        Ok(batches) => batches.into_iter().map(Ok).collect(),
+        Err(e) => {
+            let source = Arc::new(e);
+            reads.iter().map(|r| Err(OutboxError::Fetch { lane: r.lane, source: source.clone() })).collect()
+        }
+    }
+}
+
+async fn fetch_lanes_once(pool: &PgPool, reads: &[LaneRead], limit: i64) -> Result<Vec<Batch>, sqlx::Error> {
+    let lanes: Vec<i32> = reads.iter().map(|r| r.lane).collect();
+    let positions: Vec<i64> = reads.iter().map(|r| r.after.pos).collect();
+    let ids: Vec<i64> = reads.iter().map(|r| r.after.id).collect();
+    let rows =
+        sqlx::query(FETCH_LANES).bind(&lanes).bind(&positions).bind(&ids).bind(limit).fetch_all(pool).await?;
+    let mut batches = vec![Batch::default(); reads.len()];
     for r in rows {
-        batch.watermark = r.try_get("watermark").map_err(err)?;
-        batch.held_back = r.try_get("held_back").map_err(err)?;
-        let Some(id) = r.try_get::<Option<i64>, _>("id").map_err(err)? else { continue };
+        let idx: i64 = r.try_get("idx")?;
+        let Some(batch) = usize::try_from(idx - 1).ok().and_then(|i| batches.get_mut(i)) else {
+            return Err(sqlx::Error::Protocol(format!("lane read {idx} out of range")));
+        };
+        batch.watermark = r.try_get("watermark")?;
+        batch.held_back = r.try_get("held_back")?;
+        let Some(id) = r.try_get::<Option<i64>, _>("id")? else { continue };
         batch.rows.push(OutboxRow {
             id,
-            pos: r.try_get("pos").map_err(err)?,
-            event_id: r.try_get("event_id").map_err(err)?,
-            topic: r.try_get("topic").map_err(err)?,
-            key: r.try_get("msg_key").map_err(err)?,
-            header_names: r.try_get("header_names").map_err(err)?,
-            header_values: r.try_get("header_values").map_err(err)?,
-            payload: r.try_get("payload").map_err(err)?,
-            created_at: r.try_get("created_at").map_err(err)?,
-            blocked_by: r.try_get("blocked_by").map_err(err)?,
+            pos: r.try_get("pos")?,
+            event_id: r.try_get("event_id")?,
+            topic: r.try_get("topic")?,
+            key: r.try_get("msg_key")?,
+            header_names: r.try_get("header_names")?,
+            header_values: r.try_get("header_values")?,
+            payload: r.try_get("payload")?,
+            created_at: r.try_get("created_at")?,
+            blocked_by: r.try_get("blocked_by")?,
         });
     }
-    Ok(batch)
+    Ok(batches)
 }
 
 /// A row to move into `outbox_parked`.
@@ -170,7 +210,7 @@ pub async fn commit(
     lease_ms: i64,
 ) -> Result<(), OutboxError> {
     let lane = lease.lane;
-    let err = |source| OutboxError::Commit { lane, source };
+    let err = |source| OutboxError::Commit { lane, source: Arc::new(source) };
     let advance = || {
         sqlx::query(ADVANCE)
             .bind(lane)
@@ -208,6 +248,73 @@ pub async fn commit(
         return Err(OutboxError::LeaseLost { lane, epoch: lease.epoch });
     }
     tx.commit().await.map_err(err)
+}
+
+/// A cursor move of one lane, made under the lease `epoch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorMove {
+    /// Lane.
+    pub lane: i32,
+    /// Epoch of the lease the move is made under.
+    pub epoch: i64,
+    /// New cursor.
+    pub to: Cursor,
+}
+
+/// Moves several lanes' cursors in one autocommit statement and extends their
+/// leases. Rows are locked in lane order first (as lease renewal does), so two
+/// such statements of one relay never deadlock.
+const ADVANCE_LANES: &str = r#"
+WITH m AS (
+    SELECT * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) AS m(lane, epoch, pos, id)
+), held AS (
+    SELECT l.lane, m.pos, m.id FROM outbox_lanes l JOIN m ON m.lane = l.lane
+    WHERE l.owner = $1 AND l.epoch = m.epoch
+    ORDER BY l.lane
+    FOR UPDATE OF l
+)
+UPDATE outbox_lanes l
+SET cursor_pos = h.pos::text::xid8, cursor_id = h.id, advanced_at = now(),
+    lease_until = now() + $6 * interval '1 millisecond'
+FROM held h
+WHERE l.lane = h.lane AND (l.cursor_pos, l.cursor_id) <= (h.pos::text::xid8, h.id)
+RETURNING l.lane
+"#;
+
+/// Applies `moves` (no parking) as `owner` and extends each moved lane's
+/// lease by `lease_ms`: one result per move, in order. A lane whose lease is
+/// no longer `owner`'s at that epoch gets [`OutboxError::LeaseLost`] and
+/// keeps its cursor; the other lanes move.
+pub async fn advance_lanes(
+    pool: &PgPool,
+    owner: &str,
+    moves: &[CursorMove],
+    lease_ms: i64,
+) -> Vec<Result<(), OutboxError>> {
+    let column = |f: fn(&CursorMove) -> i64| moves.iter().map(f).collect::<Vec<i64>>();
+    let lanes: Vec<i32> = moves.iter().map(|m| m.lane).collect();
+    let moved = sqlx::query_scalar::<_, i32>(ADVANCE_LANES)
+        .bind(owner)
+        .bind(&lanes)
+        .bind(column(|m| m.epoch))
+        .bind(column(|m| m.to.pos))
+        .bind(column(|m| m.to.id))
+        .bind(lease_ms)
+        .fetch_all(pool)
+        .await;
+    match moved {
+        Ok(moved) => moves
+            .iter()
+            .map(|m| match moved.contains(&m.lane) {
+                true => Ok(()),
+                false => Err(OutboxError::LeaseLost { lane: m.lane, epoch: m.epoch }),
+            })
+            .collect(),
+        Err(e) => {
+            let source = Arc::new(e);
+            moves.iter().map(|m| Err(OutboxError::Commit { lane: m.lane, source: source.clone() })).collect()
+        }
+    }
 }
 
 /// Backlog figures for the metrics: rows not yet past their lane's cursor and

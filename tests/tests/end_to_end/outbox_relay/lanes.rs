@@ -153,5 +153,24 @@ async fn a_stale_epoch_cannot_write() -> anyhow::Result<()> {
 
     let current = LeaseToken { lane, owner: "new", epoch: new[0].epoch };
     store::commit(&s.pool, current, to, &[], 1000).await?;
+
+    // Moves of several lanes in one statement are fenced one by one: the
+    // stale one is refused, the current one goes through.
+    let epoch_of = |leases: &[outbox::lease::LaneLease], lane: i32| {
+        leases.iter().find(|l| l.lane == lane).map(|l| l.epoch).unwrap_or_default()
+    };
+    let (refused, moved) = (new[1].lane, new[2].lane);
+    let moves = [
+        store::CursorMove { lane: refused, epoch: epoch_of(&old, refused), to },
+        store::CursorMove { lane: moved, epoch: epoch_of(&new, moved), to },
+    ];
+    let results = store::advance_lanes(&s.pool, "new", &moves, 1000).await;
+    assert!(matches!(results[0], Err(outbox::OutboxError::LeaseLost { .. })), "{results:?}");
+    assert!(results[1].is_ok(), "{results:?}");
+    let cursor_of = |lane: i32| {
+        sqlx::query_scalar::<_, i64>("SELECT cursor_id FROM outbox_lanes WHERE lane = $1").bind(lane)
+    };
+    assert_eq!(cursor_of(refused).fetch_one(&s.pool).await?, 0, "the stale move was refused");
+    assert_eq!(cursor_of(moved).fetch_one(&s.pool).await?, to.id, "the current move went through");
     Ok(())
 }

@@ -1,27 +1,31 @@
-//! Under a steady trickle of commits a lane with a batch out reads again only
-//! after the acks or `trickle_interval`: rows that commit meanwhile go out
-//! together in the next batch, instead of one read, send and cursor write per
-//! row.
+//! Under a steady trickle of commits a lane reads at most once per tick of
+//! `trickle_interval`: rows that commit meanwhile go out together in the next
+//! batch, instead of one read, send and cursor write per row. The ticks are
+//! shared by the relay's lanes, so lanes that are due together read in one
+//! statement and record their acks in one statement.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use outbox::RelayConfig;
+use outbox::{RelayConfig, RelayStats};
 
 use super::support::*;
 
-#[tokio::test]
-async fn a_steady_trickle_goes_out_in_batches_not_row_by_row() -> anyhow::Result<()> {
-    const ROWS: u64 = 300;
+const ROWS: u64 = 300;
+
+/// Runs one relay over `lanes` lanes while `ROWS` rows over `keys` keys
+/// commit one every 2 ms; checks every row arrived in per-key order and
+/// returns what the relay did meanwhile.
+async fn trickle(lanes: i32, keys: u64) -> anyhow::Result<RelayStats> {
     let s = setup(3).await?;
-    // One lane, so every row goes through the same lane worker.
-    outbox::lease::configure_lanes(&s.pool, 1).await?;
+    outbox::lease::configure_lanes(&s.pool, lanes).await?;
     let config = RelayConfig { trickle_interval: Duration::from_millis(20), ..relay_config("trickle") };
     let relay = InProcessRelay::start(&s.pool, s.env.broker.bootstrap_servers(), config)?;
-    let holds_lane = || async {
-        Ok(lane_owners(&s.pool).await?.iter().any(|(_, owner, _, live)| *live && owner.is_some()))
+    let holds_lanes = || async {
+        let owners = lane_owners(&s.pool).await?;
+        Ok(owners.iter().filter(|(_, owner, _, live)| *live && owner.is_some()).count() == lanes as usize)
     };
-    anyhow::ensure!(eventually(Duration::from_secs(30), holds_lane).await?, "the relay took no lane");
+    anyhow::ensure!(eventually(Duration::from_secs(30), holds_lanes).await?, "the relay took no lane");
     // One row first, so the producer is connected before the trickle starts.
     enqueue_committed(&s.pool, &message(&s.topic, "warm-up", 0)).await?;
     consume_until(s.env.broker.bootstrap_servers(), &s.topic, s.partitions, Duration::from_secs(30), |v| {
@@ -30,15 +34,14 @@ async fn a_steady_trickle_goes_out_in_batches_not_row_by_row() -> anyhow::Result
     .await?;
     let before = relay.stats.get();
     // One commit every 2 ms (or slower, in a debug build); a lane with a
-    // batch out reads again only after its ack (at least the producer's
-    // 5 ms linger) or the 20 ms trickle interval, so each batch finds several
-    // rows waiting. Reading whenever a commit notified gave ~120 batches.
+    // batch out reads again only at the next 20 ms tick, so each batch finds
+    // several rows waiting.
     let mut tick = tokio::time::interval(Duration::from_millis(2));
     let mut expected = HashMap::new();
     for seq in 0..ROWS {
         tick.tick().await;
-        let key = format!("k{}", seq % 10);
-        enqueue_committed(&s.pool, &message(&s.topic, &key, seq / 10)).await?;
+        let key = format!("k{}", seq % keys);
+        enqueue_committed(&s.pool, &message(&s.topic, &key, seq / keys)).await?;
         *expected.entry(key).or_insert(0u64) += 1;
     }
     let seen = consume_until(
@@ -53,12 +56,43 @@ async fn a_steady_trickle_goes_out_in_batches_not_row_by_row() -> anyhow::Result
     check_per_key_order(&seen, &expected)?;
     let stats = relay.stop().await?;
     let trickle = stats.since(&before);
-    let (published, batches) = (trickle.published, trickle.batches);
-    assert_eq!(published, ROWS, "{stats:?}");
-    assert!(stats.reads >= stats.batches, "every batch was read: {stats:?}");
+    eprintln!("{lanes} lanes: {trickle:?}");
+    assert_eq!(trickle.published, ROWS, "{trickle:?}");
+    assert!(trickle.reads >= trickle.batches, "every batch was read: {trickle:?}");
+    Ok(trickle)
+}
+
+#[tokio::test]
+async fn a_steady_trickle_goes_out_in_batches_not_row_by_row() -> anyhow::Result<()> {
+    // One lane, so every row goes through the same lane worker. Reading
+    // whenever a commit notified gave ~120 batches.
+    let stats = trickle(1, 10).await?;
     assert!(
-        batches <= ROWS / 4,
-        "{ROWS} rows went out in {batches} batches: the lane kept reading while a batch was out ({stats:?})"
+        stats.batches <= ROWS / 4,
+        "{ROWS} rows went out in {} batches: the lane kept reading while a batch was out ({stats:?})",
+        stats.batches
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn lanes_due_at_the_same_tick_share_their_statements() -> anyhow::Result<()> {
+    // Four lanes, a row every 2 ms: each lane finds rows at nearly every
+    // 20 ms tick, so the lanes read on the grid, together. (A lane that found
+    // nothing for a whole tick reads at once when its next row commits,
+    // alone.)
+    let stats = trickle(4, 40).await?;
+    assert!(
+        stats.read_statements * 2 <= stats.reads,
+        "{} lane reads took {} statements: the lanes read one by one ({stats:?})",
+        stats.reads,
+        stats.read_statements
+    );
+    assert!(
+        stats.cursor_statements * 2 <= stats.batches,
+        "{} batches took {} cursor writes: the lanes recorded one by one ({stats:?})",
+        stats.batches,
+        stats.cursor_statements
     );
     Ok(())
 }
