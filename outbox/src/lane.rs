@@ -110,10 +110,10 @@ fn backoff(shared: &Shared) -> ExponentialBackoff {
 /// relay's lanes — the first tick after a wake-up, at most once per tick: a
 /// steady stream of commits costs one read, send and cursor write per tick
 /// rather than per row, and the lanes' reads and cursor moves fall due
-/// together and share statements (`coalesce.rs`). Outcomes are recorded strictly in batch
-/// order. After a retriable failure every later batch in flight is abandoned
-/// and the lane resumes after the recorded cursor (its rows go out again:
-/// duplicates, same event ids).
+/// together and share statements (`coalesce.rs`). Outcomes are recorded
+/// strictly in batch order. After a retriable failure every later batch in
+/// flight is abandoned and the lane resumes after the recorded cursor (its
+/// rows go out again: duplicates, same event ids).
 pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxError> {
     let Lane { lease, clock, stop } = lane;
     let cfg = &shared.config;
