@@ -219,6 +219,57 @@ async fn relay_throughput(
     Ok(msgs.len() as f64 / started.elapsed().as_secs_f64())
 }
 
+/// A writer's transaction: the event id, when its commit returned, and how
+/// long it took from `BEGIN`.
+type Committed = (uuid::Uuid, DateTime<Utc>, Duration);
+
+/// Commits one outbox transaction per message at `rate`/s, each its own
+/// task so that one slow commit never delays the schedule or the others;
+/// returns the tasks.
+async fn commit_at_rate(
+    pool: &PgPool,
+    msgs: &[OutgoingMessage],
+    rate: u64,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<Committed>>> {
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut writers = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        tick.tick().await;
+        let (pool, m) = (pool.clone(), m.clone());
+        writers.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let mut tx = pool.begin().await?;
+            outbox::enqueue(&mut tx, &m).await?;
+            tx.commit().await?;
+            anyhow::Ok((m.envelope.event_id, Utc::now(), t.elapsed()))
+        }));
+    }
+    writers
+}
+
+/// (c, floor under load) The raw producer's send→ack latency at `rate`/s
+/// while writers commit the same outbox transactions at the same rate and no
+/// relay runs: what this broker and machine give any producer under (c)'s
+/// database load. The rows are removed afterwards (no relay has started).
+async fn raw_latency_under_load(
+    pool: &PgPool,
+    bootstrap: &str,
+    msgs: &[OutgoingMessage],
+    rate: u64,
+) -> anyhow::Result<Histogram<u64>> {
+    let load = async {
+        for w in commit_at_rate(pool, msgs, rate).await {
+            w.await??;
+        }
+        anyhow::Ok(())
+    };
+    let (latency, load) = tokio::join!(raw_latency(bootstrap, msgs, rate), load);
+    load?;
+    sqlx::query("TRUNCATE outbox, outbox_keys").execute(pool).await?;
+    latency
+}
+
 /// What (c) measured.
 struct Steady {
     /// Commit returned → delivery report, per row (µs).
@@ -250,25 +301,10 @@ async fn steady_latency(
     let n = usize::try_from(rate * secs)?.min(msgs.len());
     stats.drain_deliveries();
     let before = stats.get();
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    // Each transaction is its own task, so one slow commit never delays the
-    // schedule or the others.
-    let mut writers = Vec::with_capacity(n);
+    let writers = commit_at_rate(pool, &msgs[..n], rate).await;
     let histogram = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3);
     let mut writer_tx = histogram()?;
-    for m in &msgs[..n] {
-        tick.tick().await;
-        let (pool, m) = (pool.clone(), m.clone());
-        writers.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let mut tx = pool.begin().await?;
-            outbox::enqueue(&mut tx, &m).await?;
-            tx.commit().await?;
-            anyhow::Ok((m.envelope.event_id, Utc::now(), t.elapsed()))
-        }));
-    }
     let mut committed_at = HashMap::with_capacity(n);
     for w in writers {
         let (event_id, at, took) = w.await??;
@@ -347,6 +383,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         args.rate,
     )
     .await?;
+    eprintln!("(c) floor under load: the same, while writers commit at {}/s ...", args.rate);
+    let floor_msgs = &steady_msgs[..steady_msgs.len().min(usize::try_from(args.rate * 10)?)];
+    let loaded_lat = raw_latency_under_load(&pool, &bootstrap, floor_msgs, args.rate).await?;
 
     let config = RelayConfig {
         batch_size: args.batch_size,
@@ -478,6 +517,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     t.row(vec![
         "(c) floor: raw producer send->ack p50 / p99".into(),
         p50_p99(&raw_lat),
+        String::new(),
+        String::new(),
+    ]);
+    t.row(vec![
+        "(c) floor while writers commit, no relay: send->ack p50 / p99".into(),
+        p50_p99(&loaded_lat),
         String::new(),
         String::new(),
     ]);
