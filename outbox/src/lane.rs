@@ -280,7 +280,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             shared.publishers.replace(&publisher);
             publisher = shared.publishers.current();
         }
-        let acked_at = Utc::now();
+        let noticed = Utc::now();
         let decision = batch::decide(&done.rows, &report.outcomes);
         let mut resend = decision.retry.is_some();
         if let Some(to) = decision.advance_to {
@@ -298,12 +298,13 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     let deliveries: Vec<Delivery> = done
                         .rows
                         .iter()
-                        .take_while(|r| r.cursor() <= to)
-                        .map(|r| Delivery {
+                        .zip(&report.acked_at)
+                        .take_while(|(r, _)| r.cursor() <= to)
+                        .map(|(r, acked_at)| Delivery {
                             event_id: r.event_id,
                             created_at: r.created_at,
                             sent_at: done.sent_at,
-                            acked_at,
+                            acked_at: acked_at.unwrap_or(noticed),
                         })
                         .collect();
                     shared.metrics.record_batch(

@@ -82,7 +82,9 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     /// When the relay read the row and handed it to the producer.
     pub sent_at: DateTime<Utc>,
-    /// When the relay received the batch's delivery reports.
+    /// When the row's delivery report reached the relay: the broker's ack
+    /// (for a parked row, when the lane dealt with it). The cursor is
+    /// recorded after this.
     pub acked_at: DateTime<Utc>,
 }
 

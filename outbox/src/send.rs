@@ -3,8 +3,9 @@
 //!
 //! [`InFlight::start`] hands every row to the publisher at once, in batch
 //! order (the publisher queues at call time), so a lane can start the next
-//! batch while this one's delivery reports are outstanding;
-//! [`InFlight::finish`] waits for the reports. A row whose publish fails
+//! batch while this one's delivery reports are outstanding; a task of its
+//! own collects the reports, stamping each with its arrival time even while
+//! the lane is busy elsewhere, and [`InFlight::finish`] waits for them. A row whose publish fails
 //! *at once* (librdkafka refuses to queue it) is handled before the next row
 //! is sent: a permanent refusal (too large) blocks the rest of its key, a
 //! transient one (queue full) stops the batch so nothing overtakes it.
@@ -15,19 +16,24 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use chrono::{DateTime, Utc};
 use producers::{Delivery, PublishError, Publisher, Record};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::batch::RowOutcome;
 use crate::store::{Cursor, OutboxRow};
 
-type Reports = Pin<Box<dyn Future<Output = Vec<(usize, Result<Delivery, PublishError>)>> + Send>>;
+/// Each sent row's index, delivery report and when the report arrived.
+type Reports = JoinHandle<Vec<(usize, Result<Delivery, PublishError>, DateTime<Utc>)>>;
 
 /// The outcomes of one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SendReport {
     /// One outcome per row, in row order.
     pub(crate) outcomes: Vec<RowOutcome>,
+    /// When each row's delivery report arrived (rows not sent: `None`).
+    pub(crate) acked_at: Vec<Option<DateTime<Utc>>>,
     /// The publisher failed fatally and must be replaced.
     pub(crate) fatal: bool,
 }
@@ -36,8 +42,9 @@ pub(crate) struct SendReport {
 pub(crate) struct InFlight {
     pub(crate) rows: Arc<Vec<OutboxRow>>,
     /// When the rows were handed to the producer.
-    pub(crate) sent_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) sent_at: DateTime<Utc>,
     outcomes: Vec<RowOutcome>,
+    acked_at: Vec<Option<DateTime<Utc>>>,
     fatal: bool,
     /// Sending stopped at a transient failure; later rows were not sent.
     pub(crate) stopped_early: bool,
@@ -69,8 +76,9 @@ impl InFlight {
         rows: Arc<Vec<OutboxRow>>,
         blocked: &mut HashMap<String, Uuid>,
     ) -> InFlight {
-        let sent_at = chrono::Utc::now();
+        let sent_at = Utc::now();
         let mut outcomes = vec![RowOutcome::NotSent; rows.len()];
+        let mut acked_at = vec![None; rows.len()];
         let mut fatal = false;
         let mut stopped_early = false;
         let mut handled = 0;
@@ -89,7 +97,10 @@ impl InFlight {
             // The first poll runs `publish`, which queues the record now.
             match delivery.as_mut().poll(&mut cx) {
                 Poll::Pending => pending.push((i, delivery)),
-                Poll::Ready(Ok(_)) => outcomes[i] = RowOutcome::Delivered,
+                Poll::Ready(Ok(_)) => {
+                    outcomes[i] = RowOutcome::Delivered;
+                    acked_at[i] = Some(Utc::now());
+                }
                 Poll::Ready(Err(e)) if !e.is_retriable() => {
                     outcomes[i] = RowOutcome::Rejected(e.to_string());
                     blocked.insert(row.key.clone(), row.event_id);
@@ -103,10 +114,12 @@ impl InFlight {
             }
             handled = i + 1;
         }
-        let reports: Reports = Box::pin(futures::future::join_all(
-            pending.into_iter().map(|(i, d)| async move { (i, d.await) }),
-        ));
-        InFlight { rows, sent_at, outcomes, fatal, stopped_early, handled, reports: Some(reports) }
+        let reports: Reports =
+            tokio::spawn(futures::future::join_all(pending.into_iter().map(|(i, d)| async move {
+                let report = d.await;
+                (i, report, Utc::now())
+            })));
+        InFlight { rows, sent_at, outcomes, acked_at, fatal, stopped_early, handled, reports: Some(reports) }
     }
 
     /// Cursor of the last row handed over (or handled without sending); the
@@ -119,7 +132,17 @@ impl InFlight {
     /// dropped, calling `finish` again resumes waiting.
     pub(crate) async fn finish(&mut self, blocked: &mut HashMap<String, Uuid>) -> SendReport {
         if let Some(reports) = self.reports.as_mut() {
-            for (i, report) in reports.await {
+            let reports = match reports.await {
+                Ok(reports) => reports,
+                // The collecting task panicked: no report came back, so
+                // every row it waited for counts as not sent (sent again).
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox delivery reports lost; resending");
+                    Vec::new()
+                }
+            };
+            for (i, report, at) in reports {
+                self.acked_at[i] = Some(at);
                 self.outcomes[i] = match report {
                     Ok(_) => RowOutcome::Delivered,
                     // Rejected by the broker after being sent: rows of its key
@@ -139,7 +162,7 @@ impl InFlight {
             }
             self.reports = None;
         }
-        SendReport { outcomes: self.outcomes.clone(), fatal: self.fatal }
+        SendReport { outcomes: self.outcomes.clone(), acked_at: self.acked_at.clone(), fatal: self.fatal }
     }
 }
 
