@@ -531,7 +531,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
     t.print();
 
-    println!("\n(c) where PostgreSQL's time went (pg_stat_statements, executor time):");
+    println!(
+        "\n(c) where PostgreSQL's time went (pg_stat_statements: executor time per second and per call, planning per call):"
+    );
     print!("{server_time}");
 
     println!(

@@ -54,15 +54,18 @@ impl Postgres {
     pub async fn start_with(durability: Durability) -> Result<Postgres, HarnessError> {
         let image = postgres_image();
         let port = free_port()?;
-        // pg_stat_statements is loaded so that a benchmark or a puzzled test
-        // author can see where the server's time went (`CREATE EXTENSION
-        // pg_stat_statements` in the database to read it).
+        // pg_stat_statements is loaded, planning time included, so that a
+        // benchmark or a puzzled test author can see where the server's time
+        // went (`CREATE EXTENSION pg_stat_statements` in the database to read
+        // it).
         let mut cmd = vec![
             "postgres",
             "-c",
             "max_connections=400",
             "-c",
             "shared_preload_libraries=pg_stat_statements",
+            "-c",
+            "pg_stat_statements.track_planning=on",
         ];
         if durability == Durability::Relaxed {
             cmd.extend(["-c", "fsync=off", "-c", "synchronous_commit=off"]);

@@ -1,6 +1,7 @@
-//! PostgreSQL's executor time per statement during a measurement, from
-//! `pg_stat_statements` (loaded by testkit's containers; skipped with a note
-//! when the server does not have it).
+//! PostgreSQL's planning and executor time per statement during a
+//! measurement, from `pg_stat_statements` (loaded by testkit's containers,
+//! which also track planning; skipped with a note when the server does not
+//! have it).
 
 use std::fmt;
 
@@ -16,8 +17,11 @@ pub(super) struct ServerTime {
 struct Statement {
     query: String,
     calls: i64,
+    /// Executor time.
     total_ms: f64,
     mean_us: f64,
+    /// Planning time (0 unless `pg_stat_statements.track_planning` is on).
+    plan_us: f64,
 }
 
 /// The statements that took the most time, busiest first.
@@ -51,9 +55,11 @@ impl ServerTime {
         if !self.available {
             return missing("pg_stat_statements is not loaded".into());
         }
-        let rows: Result<Vec<(String, i64, f64, f64)>, _> = sqlx::query_as(
-            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time \
-             FROM pg_stat_statements WHERE calls > 0 ORDER BY total_exec_time DESC LIMIT 5",
+        let rows: Result<Vec<(String, i64, f64, f64, f64)>, _> = sqlx::query_as(
+            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time, \
+                    total_plan_time / calls \
+             FROM pg_stat_statements WHERE calls > 0 \
+             ORDER BY total_exec_time + total_plan_time DESC LIMIT 5",
         )
         .fetch_all(pool)
         .await;
@@ -61,11 +67,12 @@ impl ServerTime {
             Ok(rows) => Report {
                 statements: rows
                     .into_iter()
-                    .map(|(query, calls, total_ms, mean_ms)| Statement {
+                    .map(|(query, calls, total_ms, mean_ms, plan_ms)| Statement {
                         query,
                         calls,
                         total_ms,
                         mean_us: mean_ms * 1000.0,
+                        plan_us: plan_ms * 1000.0,
                     })
                     .collect(),
                 secs,
@@ -85,10 +92,11 @@ impl fmt::Display for Report {
             let query: String = s.query.trim().chars().take(70).collect();
             writeln!(
                 f,
-                "  {:6.1} ms/s  {:6.0} calls/s  {:5.0} µs/call  {query}",
+                "  {:6.1} ms/s  {:6.0} calls/s  {:5.0} µs/call  +{:4.0} µs planning  {query}",
                 s.total_ms / self.secs,
                 s.calls as f64 / self.secs,
-                s.mean_us
+                s.mean_us,
+                s.plan_us
             )?;
         }
         Ok(())
