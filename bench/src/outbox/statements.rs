@@ -14,6 +14,7 @@ pub(super) struct ServerTime {
 }
 
 /// One statement's share.
+#[derive(sqlx::FromRow)]
 struct Statement {
     query: String,
     calls: i64,
@@ -55,29 +56,16 @@ impl ServerTime {
         if !self.available {
             return missing("pg_stat_statements is not loaded".into());
         }
-        let rows: Result<Vec<(String, i64, f64, f64, f64)>, _> = sqlx::query_as(
-            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time, \
-                    total_plan_time / calls \
+        let rows: Result<Vec<Statement>, _> = sqlx::query_as(
+            "SELECT regexp_replace(query, '\\s+', ' ', 'g') AS query, calls, total_exec_time AS total_ms, \
+                    mean_exec_time * 1000 AS mean_us, total_plan_time / calls * 1000 AS plan_us \
              FROM pg_stat_statements WHERE calls > 0 \
              ORDER BY total_exec_time + total_plan_time DESC LIMIT 5",
         )
         .fetch_all(pool)
         .await;
         match rows {
-            Ok(rows) => Report {
-                statements: rows
-                    .into_iter()
-                    .map(|(query, calls, total_ms, mean_ms, plan_ms)| Statement {
-                        query,
-                        calls,
-                        total_ms,
-                        mean_us: mean_ms * 1000.0,
-                        plan_us: plan_ms * 1000.0,
-                    })
-                    .collect(),
-                secs,
-                missing: None,
-            },
+            Ok(statements) => Report { statements, secs, missing: None },
             Err(e) => missing(e.to_string()),
         }
     }
