@@ -85,6 +85,12 @@ fn coalescer_gone(lane: i32, read: bool) -> OutboxError {
     }
 }
 
+/// When writers do not send the NOTIFY hint, a lane that found rows keeps
+/// looking at every tick of the grid for this many empty reads (100 ms at the
+/// default 5 ms), then backs off from `watermark_poll_interval` towards
+/// `poll_interval`.
+const QUIET_TICKS: u32 = 20;
+
 /// Everything one worker needs.
 pub(crate) struct Lane {
     pub(crate) lease: LaneLease,
@@ -245,8 +251,13 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             doubled(held_polls.saturating_sub(1).min(3))
         } else if shared.notified.load(Ordering::Relaxed) {
             cfg.poll_interval
+        } else if quiet_polls < QUIET_TICKS {
+            // Writers do not notify and this lane found rows a moment ago:
+            // look again at the next tick (reads of all lanes due at a tick
+            // share one statement).
+            Duration::ZERO
         } else {
-            doubled(quiet_polls)
+            doubled(quiet_polls - QUIET_TICKS)
         };
         // 2. Nothing in flight: wait for a wake-up, the poll interval or stop.
         let Some(front) = in_flight.front_mut() else {
@@ -256,7 +267,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = sleep_until(read_due), if may_send && !drained && !may_read => {}
-                _ = tokio::time::sleep(if may_send { poll } else { Duration::from_millis(50) }) => {}
+                _ = tokio::time::sleep(if may_send { poll } else { Duration::from_millis(50) }),
+                    if drained || !may_send => {}
                 _ = stop.cancelled() => {}
             }
             drained = false;
@@ -269,7 +281,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             r = front.finish(&mut blocked) => r,
             _ = wake.notified(), if may_send => { drained = false; continue; }
             _ = sleep_until(read_due), if may_send && !drained && !may_read => continue,
-            _ = tokio::time::sleep(poll), if may_send => { drained = false; continue; }
+            _ = tokio::time::sleep(poll), if may_send && drained => { drained = false; continue; }
             _ = stop.cancelled(), if grace_deadline.is_none() => continue,
             _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now).into()),
                 if grace_deadline.is_some() => break,

@@ -45,9 +45,11 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// Shortest polling interval: while committed rows wait for the
     /// watermark (an older transaction, maybe in another lane, is still open;
-    /// its commit does not notify this lane), and right after a lane found
-    /// rows — doubling while it finds none, up to `poll_interval`. With
-    /// enqueue's NOTIFY off ([`crate::set_notify`]) this is what finds rows.
+    /// its commit does not notify this lane), doubling while they wait. With
+    /// enqueue's NOTIFY off ([`crate::set_notify`]) polling is what finds
+    /// rows: a lane that found rows reads at every `trickle_interval` tick
+    /// for 20 more ticks, then polls from this interval, doubling up to
+    /// `poll_interval` while it finds none.
     pub watermark_poll_interval: Duration,
     /// Lease duration; a killed relay's lanes are taken over after this.
     pub lease_ttl: Duration,
