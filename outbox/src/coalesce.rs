@@ -8,7 +8,9 @@
 //! instead of eight each.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
+use futures::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 
 type Job<Q, A> = (Q, oneshot::Sender<A>);
@@ -21,7 +23,8 @@ pub(crate) struct Coalescer<Q, A> {
 impl<Q: Send + 'static, A: Send + 'static> Coalescer<Q, A> {
     /// Spawns the task. `run` answers up to `max` requests at once, one answer
     /// per request in order (a request left without an answer gets `None`
-    /// from [`call`](Self::call)). After the first request of a group the
+    /// from [`call`](Self::call), as does every request of a run that
+    /// panicked). After the first request of a group the
     /// task waits `gather` for more (zero: it only lets the tasks that are
     /// ready run first). The task ends when the coalescer is dropped.
     pub(crate) fn spawn<F, Fut>(max: usize, gather: std::time::Duration, mut run: F) -> Self
@@ -47,7 +50,16 @@ impl<Q: Send + 'static, A: Send + 'static> Coalescer<Q, A> {
                     jobs.push(job);
                 }
                 let (asks, replies): (Vec<Q>, Vec<oneshot::Sender<A>>) = jobs.drain(..).unzip();
-                for (reply, answer) in replies.into_iter().zip(run(asks).await) {
+                // A panic in one run answers that group with `None` and
+                // leaves the task serving the next.
+                let answers = match AssertUnwindSafe(run(asks)).catch_unwind().await {
+                    Ok(answers) => answers,
+                    Err(_) => {
+                        tracing::error!("outbox statement task panicked; its requests get no answer");
+                        Vec::new()
+                    }
+                };
+                for (reply, answer) in replies.into_iter().zip(answers) {
                     // The worker may have stopped waiting; its answer is moot.
                     let _ = reply.send(answer);
                 }
@@ -114,6 +126,16 @@ mod tests {
         assert_eq!(c.call(2).await, Some(2));
         assert_eq!(first.await.expect("join"), Some(1));
         assert_eq!(*runs.lock().expect("lock"), vec![2], "both requests went out in one run");
+    }
+
+    #[tokio::test]
+    async fn a_run_that_panics_answers_none_and_the_task_keeps_serving() {
+        let c = Coalescer::spawn(16, std::time::Duration::ZERO, |asks: Vec<u32>| async move {
+            assert!(!asks.contains(&13), "unlucky");
+            asks
+        });
+        assert_eq!(c.call(13).await, None);
+        assert_eq!(c.call(7).await, Some(7));
     }
 
     #[tokio::test]

@@ -235,7 +235,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     if in_flight.is_empty() && pause(&mut retry).await {
                         break;
                     }
-                    drained = true;
+                    // With batches out there is no pause: look again after a
+                    // wake-up or the long poll.
+                    (drained, held_back, quiet_polls) = (true, false, u32::MAX);
                 }
             }
         }

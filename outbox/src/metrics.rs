@@ -43,8 +43,8 @@ pub struct RelayStats {
     /// Statements that moved lane cursors without parking (moves of several
     /// lanes that are due together go out as one).
     pub cursor_statements: u64,
-    /// Time spent reading batches and handing them to the producer (all
-    /// lanes together).
+    /// Time spent reading batches (waiting for a shared statement
+    /// included) and handing them to the producer (all lanes together).
     pub fetch_time: Duration,
     /// Time the lanes spent waiting for delivery reports (with batches
     /// pipelined, only the part not overlapped by other work).
@@ -83,8 +83,8 @@ pub struct Delivery {
     /// When the relay read the row and handed it to the producer.
     pub sent_at: DateTime<Utc>,
     /// When the row's delivery report reached the relay: the broker's ack
-    /// (for a parked row, when the lane dealt with it). The cursor is
-    /// recorded after this.
+    /// (for a row parked without being sent, when the lane dealt with it).
+    /// The cursor is recorded after this.
     pub acked_at: DateTime<Utc>,
 }
 

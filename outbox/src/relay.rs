@@ -209,9 +209,10 @@ impl Shared {
             let (pool, metrics, owner) = (pool.clone(), metrics.clone(), config.relay_id.clone());
             let lease_ms = i64::try_from(config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
             // The acks of batches sent at one tick trickle in over about a
-            // millisecond: a move waits a fifth of the tick for company
-            // (1 ms by default; the row's delivery is not delayed by it).
-            let gather = config.trickle_interval / 5;
+            // millisecond: a move waits a fifth of the tick (at most 2 ms)
+            // for company. The lane waits with it before its next read; the
+            // rows are out already.
+            let gather = (config.trickle_interval / 5).min(Duration::from_millis(2));
             Coalescer::spawn(MAX_LANES, gather, move |moves: Vec<CursorMove>| {
                 let (pool, metrics, owner) = (pool.clone(), metrics.clone(), owner.clone());
                 async move {
@@ -440,7 +441,7 @@ fn spawn(
     let stop = CancellationToken::new();
     let lane = Lane { lease: l, clock: clock.clone(), stop: stop.clone() };
     let handle = tokio::spawn(lane::run(shared.clone(), lane));
-    // A fresh lane looks for rows at once.
+    // A fresh lane looks for rows at its first tick.
     shared.wakeups.lane(l.lane).notify_one();
     workers.insert(l.lane, Worker { epoch: l.epoch, clock, stop, handle });
 }

@@ -166,6 +166,17 @@ impl InFlight {
     }
 }
 
+impl Drop for InFlight {
+    /// A batch dropped before its reports came back (abandoned after a
+    /// failure, or at shutdown) stops its collecting task: librdkafka still
+    /// delivers what it queued, nobody waits for the answers.
+    fn drop(&mut self) {
+        if let Some(reports) = self.reports.take() {
+            reports.abort();
+        }
+    }
+}
+
 /// Publishes `rows` in order and waits for every delivery report.
 #[cfg(test)]
 pub(crate) async fn send_batch<P: Publisher + 'static>(publisher: &Arc<P>, rows: &[OutboxRow]) -> SendReport {

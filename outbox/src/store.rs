@@ -262,8 +262,8 @@ pub struct CursorMove {
 }
 
 /// Moves several lanes' cursors in one autocommit statement and extends their
-/// leases. Rows are locked in lane order first (as lease renewal does), so two
-/// such statements of one relay never deadlock.
+/// leases. Rows are locked in lane order first, as lease renewal locks them,
+/// so the relay's cursor moves and renewals never deadlock.
 const ADVANCE_LANES: &str = r#"
 WITH m AS (
     SELECT * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) AS m(lane, epoch, pos, id)
@@ -278,13 +278,14 @@ SET cursor_pos = h.pos::text::xid8, cursor_id = h.id, advanced_at = now(),
     lease_until = now() + $6 * interval '1 millisecond'
 FROM held h
 WHERE l.lane = h.lane AND (l.cursor_pos, l.cursor_id) <= (h.pos::text::xid8, h.id)
-RETURNING l.lane
+RETURNING l.lane, l.epoch
 "#;
 
 /// Applies `moves` (no parking) as `owner` and extends each moved lane's
 /// lease by `lease_ms`: one result per move, in order. A lane whose lease is
 /// no longer `owner`'s at that epoch gets [`OutboxError::LeaseLost`] and
-/// keeps its cursor; the other lanes move.
+/// keeps its cursor; the other lanes move. A failed statement fails every
+/// move with the same error (each lane then sends its batch again).
 pub async fn advance_lanes(
     pool: &PgPool,
     owner: &str,
@@ -293,7 +294,7 @@ pub async fn advance_lanes(
 ) -> Vec<Result<(), OutboxError>> {
     let column = |f: fn(&CursorMove) -> i64| moves.iter().map(f).collect::<Vec<i64>>();
     let lanes: Vec<i32> = moves.iter().map(|m| m.lane).collect();
-    let moved = sqlx::query_scalar::<_, i32>(ADVANCE_LANES)
+    let moved = sqlx::query_as::<_, (i32, i64)>(ADVANCE_LANES)
         .bind(owner)
         .bind(&lanes)
         .bind(column(|m| m.epoch))
@@ -305,7 +306,7 @@ pub async fn advance_lanes(
     match moved {
         Ok(moved) => moves
             .iter()
-            .map(|m| match moved.contains(&m.lane) {
+            .map(|m| match moved.contains(&(m.lane, m.epoch)) {
                 true => Ok(()),
                 false => Err(OutboxError::LeaseLost { lane: m.lane, epoch: m.epoch }),
             })

@@ -172,5 +172,16 @@ async fn a_stale_epoch_cannot_write() -> anyhow::Result<()> {
     };
     assert_eq!(cursor_of(refused).fetch_one(&s.pool).await?, 0, "the stale move was refused");
     assert_eq!(cursor_of(moved).fetch_one(&s.pool).await?, to.id, "the current move went through");
+
+    // A stale and a current worker of one lane (a lane lost and taken back)
+    // in one statement: only the current one is told its move was made.
+    let stale_and_current = [
+        store::CursorMove { lane: refused, epoch: epoch_of(&old, refused), to },
+        store::CursorMove { lane: refused, epoch: epoch_of(&new, refused), to },
+    ];
+    let results = store::advance_lanes(&s.pool, "new", &stale_and_current, 1000).await;
+    assert!(matches!(results[0], Err(outbox::OutboxError::LeaseLost { .. })), "{results:?}");
+    assert!(results[1].is_ok(), "{results:?}");
+    assert_eq!(cursor_of(refused).fetch_one(&s.pool).await?, to.id);
     Ok(())
 }

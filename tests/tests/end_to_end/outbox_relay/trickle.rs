@@ -78,9 +78,8 @@ async fn a_steady_trickle_goes_out_in_batches_not_row_by_row() -> anyhow::Result
 #[tokio::test]
 async fn lanes_due_at_the_same_tick_share_their_statements() -> anyhow::Result<()> {
     // Four lanes, a row every 2 ms: each lane finds rows at nearly every
-    // 20 ms tick, so the lanes read on the grid, together. (A lane that found
-    // nothing for a whole tick reads at once when its next row commits,
-    // alone.)
+    // 20 ms tick; the lanes read on the grid, so their reads fall due
+    // together.
     let stats = trickle(4, 40).await?;
     assert!(
         stats.read_statements * 2 <= stats.reads,
