@@ -221,7 +221,7 @@ async fn relay_throughput(
 
 /// A writer's transaction: the event id, when its commit returned, and how
 /// long it took from `BEGIN`.
-type Committed = (uuid::Uuid, DateTime<Utc>, Duration);
+type Committed = (Uuid, DateTime<Utc>, Duration);
 
 /// Commits one outbox transaction per message at `rate`/s, each its own
 /// task so that one slow commit never delays the schedule or the others;

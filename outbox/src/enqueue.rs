@@ -101,10 +101,11 @@ pub async fn enqueue(
 /// the relay's `trickle_interval` grid (the lanes' reads share a statement)
 /// for 20 ticks, then backs off from `watermark_poll_interval` to
 /// `poll_interval` while it finds none, so the first row after a quiet
-/// spell waits up to `poll_interval` (plus one tick). Under a sustained stream of commits
-/// the hint buys nothing and costs the writers, the server and the relay's
-/// listener: at 1,000 commits/s, turning it off cut the machine's CPU by
-/// about a tenth and lowered commit->ack latency (docs/benchmarks.md).
+/// spell waits up to `poll_interval` (plus one tick). Under a sustained
+/// stream of commits the hint buys nothing and costs the writers, the server
+/// and the relay's listener: at 1,000 commits/s, turning it off cut the
+/// machine's CPU by about a tenth and lowered commit->ack latency
+/// (docs/benchmarks.md).
 pub async fn set_notify(pool: &sqlx::PgPool, enabled: bool) -> Result<(), OutboxError> {
     sqlx::query("UPDATE outbox_settings SET notify = $1")
         .bind(enabled)

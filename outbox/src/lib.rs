@@ -23,8 +23,9 @@
 //!   hint off for write-heavy databases with durable commits).
 //! * [`schema`] — [`migrate_service`]: outbox, inbox and a service's own
 //!   migrations in one call.
-//! * [`store`] — the relay's reads (a lane's batch below the snapshot
-//!   watermark) and writes (cursor moves and parking, fenced by lease epoch).
+//! * [`store`] — the relay's reads (lanes' batches below the snapshot
+//!   watermark, several lanes per statement) and writes (cursor moves and
+//!   parking, fenced by lease epoch).
 //! * [`lease`] — relay heartbeats, fair share, lane leases, lane count.
 //! * [`batch`] — pure decision logic: how far a batch moves the cursor, what
 //!   gets parked.
@@ -33,8 +34,8 @@
 //!   `pipeline_depth` batches out while it works off a backlog and one read
 //!   per tick of the relay's `trickle_interval` grid otherwise; `coalesce` —
 //!   lane reads and cursor moves that fall due together go out as one
-//!   statement; `relay` — [`OutboxRelay`],
-//!   which runs the lease manager, the lane workers and the background tasks.
+//!   statement; `relay` — [`OutboxRelay`], which runs the lease manager, the
+//!   lane workers and the background tasks.
 //! * `wakeup` — LISTEN/NOTIFY wake-ups with reconnects.
 //! * [`cleanup`] — bounded deletion of published rows after the retention.
 //! * [`metrics`] — backlog, oldest age, publish rate and age at ack

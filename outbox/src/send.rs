@@ -5,10 +5,11 @@
 //! order (the publisher queues at call time), so a lane can start the next
 //! batch while this one's delivery reports are outstanding; a task of its
 //! own collects the reports, stamping each with its arrival time even while
-//! the lane is busy elsewhere, and [`InFlight::finish`] waits for them. A row whose publish fails
-//! *at once* (librdkafka refuses to queue it) is handled before the next row
-//! is sent: a permanent refusal (too large) blocks the rest of its key, a
-//! transient one (queue full) stops the batch so nothing overtakes it.
+//! the lane is busy elsewhere, and [`InFlight::finish`] waits for them. A
+//! row whose publish fails *at once* (librdkafka refuses to queue it) is
+//! handled before the next row is sent: a permanent refusal (too large)
+//! blocks the rest of its key, a transient one (queue full) stops the batch
+//! so nothing overtakes it.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,13 +1,14 @@
-//! The relay's SQL: read a lane's next batch below the snapshot watermark,
-//! and record a batch's outcome (cursor move and parked rows) under the lane's
-//! lease epoch.
+//! The relay's SQL: read lanes' next batches below the snapshot watermark
+//! (several lanes in one statement), and record a batch's outcome (cursor
+//! move and parked rows) under the lane's lease epoch.
 //!
 //! Positions are `xid8` in the database and `i64` here (cast through text):
 //! transaction ids stay far below 2^63.
 
-use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgExecutor;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -107,12 +108,6 @@ pub struct LaneRead {
     pub after: Cursor,
 }
 
-/// Reads up to `limit` rows of `lane` after `after`.
-pub async fn fetch(pool: &PgPool, lane: i32, after: Cursor, limit: i64) -> Result<Batch, OutboxError> {
-    let mut batches = fetch_lanes(pool, &[LaneRead { lane, after }], limit).await;
-    batches.pop().unwrap_or_else(|| Ok(Batch::default()))
-}
-
 /// Reads up to `limit` rows of each lane in `reads` (after its cursor), all
 /// in one statement under one snapshot: one result per read, in order. A
 /// failed statement fails every read with the same error.
@@ -190,14 +185,6 @@ FROM outbox WHERE lane = $4 AND pos = $5::bigint::text::xid8 AND id = $1
 ON CONFLICT (id) DO NOTHING
 "#;
 
-const ADVANCE: &str = r#"
-UPDATE outbox_lanes
-SET cursor_pos = $4::bigint::text::xid8, cursor_id = $5, advanced_at = now(),
-    lease_until = now() + $6 * interval '1 millisecond'
-WHERE lane = $1 AND owner = $2 AND epoch = $3
-  AND (cursor_pos, cursor_id) <= ($4::bigint::text::xid8, $5)
-"#;
-
 /// Records a batch's outcome in one transaction: parks `parked`, moves the
 /// lane's cursor to `to` and extends the lease by `lease_ms` — only if the
 /// lease is still `lease`'s (else [`OutboxError::LeaseLost`] and nothing is
@@ -211,24 +198,13 @@ pub async fn commit(
 ) -> Result<(), OutboxError> {
     let lane = lease.lane;
     let err = |source| OutboxError::Commit { lane, source: Arc::new(source) };
-    let advance = || {
-        sqlx::query(ADVANCE)
-            .bind(lane)
-            .bind(lease.owner)
-            .bind(lease.epoch)
-            .bind(to.pos)
-            .bind(to.id)
-            .bind(lease_ms)
-    };
+    let m = CursorMove { lane, epoch: lease.epoch, to };
     if parked.is_empty() {
         // The common case: one autocommit statement, so the relay holds a
         // transaction id (which holds back every relay's watermark) only for
         // the statement itself.
-        let moved = advance().execute(pool).await.map_err(err)?;
-        if moved.rows_affected() != 1 {
-            return Err(OutboxError::LeaseLost { lane, epoch: lease.epoch });
-        }
-        return Ok(());
+        let moved = advance(pool, lease.owner, &[m], lease_ms).await.map_err(err)?;
+        return made(&moved, &m);
     }
     let mut tx = pool.begin().await.map_err(err)?;
     for p in parked {
@@ -242,11 +218,9 @@ pub async fn commit(
             .await
             .map_err(err)?;
     }
-    let moved = advance().execute(&mut *tx).await.map_err(err)?;
-    if moved.rows_affected() != 1 {
-        // Dropping `tx` rolls the parked rows back too.
-        return Err(OutboxError::LeaseLost { lane, epoch: lease.epoch });
-    }
+    let moved = advance(&mut *tx, lease.owner, &[m], lease_ms).await.map_err(err)?;
+    // On `Err`, dropping `tx` rolls the parked rows back too.
+    made(&moved, &m)?;
     tx.commit().await.map_err(err)
 }
 
@@ -261,9 +235,11 @@ pub struct CursorMove {
     pub to: Cursor,
 }
 
-/// Moves several lanes' cursors in one autocommit statement and extends their
-/// leases. Rows are locked in lane order first, as lease renewal locks them,
-/// so the relay's cursor moves and renewals never deadlock.
+/// Moves one or several lanes' cursors in one statement and extends their
+/// leases, each only under its owner and epoch and never backwards (the one
+/// cursor write, used by [`commit`] and [`advance_lanes`]). Rows are locked
+/// in lane order first, as lease renewal locks them, so the relay's cursor
+/// moves and renewals never deadlock.
 const ADVANCE_LANES: &str = r#"
 WITH m AS (
     SELECT * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) AS m(lane, epoch, pos, id)
@@ -292,29 +268,42 @@ pub async fn advance_lanes(
     moves: &[CursorMove],
     lease_ms: i64,
 ) -> Vec<Result<(), OutboxError>> {
+    match advance(pool, owner, moves, lease_ms).await {
+        Ok(moved) => moves.iter().map(|m| made(&moved, m)).collect(),
+        Err(e) => {
+            let source = Arc::new(e);
+            moves.iter().map(|m| Err(OutboxError::Commit { lane: m.lane, source: source.clone() })).collect()
+        }
+    }
+}
+
+/// Runs [`ADVANCE_LANES`] on `executor`; returns the (lane, epoch) pairs
+/// whose cursor moved.
+async fn advance<'e>(
+    executor: impl PgExecutor<'e>,
+    owner: &str,
+    moves: &[CursorMove],
+    lease_ms: i64,
+) -> Result<Vec<(i32, i64)>, sqlx::Error> {
     let column = |f: fn(&CursorMove) -> i64| moves.iter().map(f).collect::<Vec<i64>>();
     let lanes: Vec<i32> = moves.iter().map(|m| m.lane).collect();
-    let moved = sqlx::query_as::<_, (i32, i64)>(ADVANCE_LANES)
+    sqlx::query_as(ADVANCE_LANES)
         .bind(owner)
         .bind(&lanes)
         .bind(column(|m| m.epoch))
         .bind(column(|m| m.to.pos))
         .bind(column(|m| m.to.id))
         .bind(lease_ms)
-        .fetch_all(pool)
-        .await;
-    match moved {
-        Ok(moved) => moves
-            .iter()
-            .map(|m| match moved.contains(&(m.lane, m.epoch)) {
-                true => Ok(()),
-                false => Err(OutboxError::LeaseLost { lane: m.lane, epoch: m.epoch }),
-            })
-            .collect(),
-        Err(e) => {
-            let source = Arc::new(e);
-            moves.iter().map(|m| Err(OutboxError::Commit { lane: m.lane, source: source.clone() })).collect()
-        }
+        .fetch_all(executor)
+        .await
+}
+
+/// Whether `m` is among the `moved` (lane, epoch) pairs; if not, its lease
+/// was lost.
+fn made(moved: &[(i32, i64)], m: &CursorMove) -> Result<(), OutboxError> {
+    match moved.contains(&(m.lane, m.epoch)) {
+        true => Ok(()),
+        false => Err(OutboxError::LeaseLost { lane: m.lane, epoch: m.epoch }),
     }
 }
 
