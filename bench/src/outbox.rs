@@ -110,6 +110,19 @@ pub(crate) struct Args {
     /// Durability of the testkit PostgreSQL container.
     #[arg(long, value_enum, default_value_t = Durability::Relaxed)]
     durability: Durability,
+    /// How the testkit broker container is reached: on the host's network
+    /// (Linux; no Docker port proxy in the path, as PostgreSQL's bridge
+    /// address) or through a published port.
+    #[arg(long, value_enum, default_value_t = BrokerNetwork::Host)]
+    broker_network: BrokerNetwork,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BrokerNetwork {
+    /// `--network host`: clients talk to the broker directly.
+    Host,
+    /// A published port, through Docker's userland proxy.
+    Published,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -342,8 +355,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 Durability::Durable => testkit::Durability::Durable,
                 Durability::Relaxed => testkit::Durability::Relaxed,
             };
+            let network = match args.broker_network {
+                BrokerNetwork::Host => testkit::BrokerNetwork::Host,
+                BrokerNetwork::Published => testkit::BrokerNetwork::Published,
+            };
             let (broker, postgres) =
-                tokio::join!(testkit::Broker::start(), testkit::Postgres::start_with(durability));
+                tokio::join!(testkit::Broker::start_with(network), testkit::Postgres::start_with(durability));
             let (broker, postgres) = (broker.context("start broker")?, postgres.context("start postgres")?);
             broker.create_topics(&[TOPIC], args.partitions).await.context("create topic")?;
             let port_url = postgres.fresh_database().await?;
@@ -358,10 +375,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     println!(
-        "postgres: {} ({:?}), enqueue NOTIFY {}; broker: {bootstrap}; {} lanes",
+        "postgres: {} ({:?}), enqueue NOTIFY {}; broker: {bootstrap} ({:?}); {} lanes",
         if port_url.is_some() { "bridge address" } else { "as given / published port" },
         args.durability,
         if args.notify { "on" } else { "off" },
+        args.broker_network,
         args.lanes,
     );
     let pool = PgPoolOptions::new()

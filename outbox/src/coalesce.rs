@@ -9,6 +9,8 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
@@ -68,12 +70,32 @@ impl<Q: Send + 'static, A: Send + 'static> Coalescer<Q, A> {
         Coalescer { requests }
     }
 
+    /// Queues `ask` now and returns its [`Answer`]: requests are answered in
+    /// the order they were submitted, whether or not anyone waits.
+    pub(crate) fn submit(&self, ask: Q) -> Answer<A> {
+        let (reply, answer) = oneshot::channel();
+        // If the task is gone the reply sender is dropped with the job, and
+        // the answer resolves to `None`.
+        let _ = self.requests.send((ask, reply));
+        Answer(answer)
+    }
+
     /// Queues `ask` and waits for its answer (`None` if the task is gone or
     /// gave no answer).
     pub(crate) async fn call(&self, ask: Q) -> Option<A> {
-        let (reply, answer) = oneshot::channel();
-        self.requests.send((ask, reply)).ok()?;
-        answer.await.ok()
+        self.submit(ask).await
+    }
+}
+
+/// The answer to a submitted request: `None` if the task is gone or gave no
+/// answer. Waiting for it can be abandoned and resumed (it is `Unpin`).
+pub(crate) struct Answer<A>(oneshot::Receiver<A>);
+
+impl<A> Future for Answer<A> {
+    type Output = Option<A>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<A>> {
+        Pin::new(&mut self.0).poll(cx).map(Result::ok)
     }
 }
 
@@ -162,5 +184,23 @@ mod tests {
         let runs = runs.lock().expect("lock").clone();
         assert!(runs.iter().all(|n| *n <= 2), "{runs:?}");
         assert_eq!(answered, runs.len(), "one answer per run");
+    }
+
+    #[tokio::test]
+    async fn submitted_requests_keep_their_order_without_anyone_waiting() {
+        let seen: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let log = seen.clone();
+        let c = Coalescer::spawn(2, std::time::Duration::ZERO, move |asks: Vec<u32>| {
+            log.lock().expect("lock").extend(asks.iter().copied());
+            async move { asks }
+        });
+        let answers: Vec<Answer<u32>> = (1..=5).map(|i| c.submit(i)).collect();
+        // Waited for last to first: each still gets its own answer, and the
+        // task ran them in the order they were submitted.
+        for (i, answer) in answers.into_iter().enumerate().rev() {
+            assert_eq!(answer.await, Some(i as u32 + 1));
+        }
+        assert_eq!(*seen.lock().expect("lock"), vec![1, 2, 3, 4, 5]);
+        drop(c);
     }
 }

@@ -16,6 +16,7 @@ use crate::batch;
 use crate::error::OutboxError;
 use crate::lease::LaneLease;
 use crate::metrics::Delivery;
+use crate::record::{Outcome, Recorder};
 use crate::relay::Shared;
 use crate::send::InFlight;
 use crate::store::{self, Cursor, CursorMove, LaneRead, LeaseToken};
@@ -77,7 +78,7 @@ async fn move_cursor(shared: &Shared, token: LeaseToken<'_>, to: Cursor) -> Resu
 
 /// The error for a request the relay's statement task no longer answers
 /// (it only stops when the relay does).
-fn coalescer_gone(lane: i32, read: bool) -> OutboxError {
+pub(crate) fn coalescer_gone(lane: i32, read: bool) -> OutboxError {
     let source = Arc::new(sqlx::Error::WorkerCrashed);
     match read {
         true => OutboxError::Fetch { lane, source },
@@ -109,8 +110,9 @@ fn backoff(shared: &Shared) -> ExponentialBackoff {
 
 /// Runs the lane until stopped (`Ok`) or the lease is lost (`Err(LeaseLost)`).
 ///
-/// Up to `pipeline_depth` batches are in flight: the next batch is read and
-/// handed to the producer while earlier ones wait for their acks. Unless a
+/// Up to `pipeline_depth` batches are in flight or waiting for their cursor
+/// move to be recorded: the next batch is read and handed to the producer
+/// while earlier ones wait for their acks. Unless a
 /// backlog is being worked off (the last read filled a batch), the lane
 /// reads only on the ticks of a `trickle_interval` grid shared by the
 /// relay's lanes — the first tick after a wake-up, at most once per tick: a
@@ -119,7 +121,8 @@ fn backoff(shared: &Shared) -> ExponentialBackoff {
 /// together and share statements (`coalesce.rs`). Outcomes are recorded
 /// strictly in batch order. After a retriable failure every later batch in
 /// flight is abandoned and the lane resumes after the recorded cursor (its
-/// rows go out again: duplicates, same event ids).
+/// rows go out again: duplicates, same event ids). Cursor moves are sent
+/// without waiting for them (`record.rs`).
 pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxError> {
     let Lane { lease, clock, stop } = lane;
     let cfg = &shared.config;
@@ -128,9 +131,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     let margin = cfg.lease_ttl / 4;
     let depth = cfg.pipeline_depth.max(1);
     let wake = shared.wakeups.lane(lease.lane);
-    // Recorded position, and the position after the last row handed over.
-    let mut cursor = lease.cursor;
-    let mut read_cursor = cursor;
+    // Recorded position (and moves on their way), and the position after
+    // the last row handed over.
+    let mut recorder = Recorder::new(lease.lane, lease.cursor);
+    let mut read_cursor = lease.cursor;
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut blocked: HashMap<String, Uuid> = HashMap::new();
     // `drained`: the last read came back short, wait for a wake-up before
@@ -152,10 +156,11 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     // relay's `trickle_interval` grid: the first tick after it found it has
     // something to read.
     let mut read_due: Option<Instant> = None;
-    let mut last_advance = Instant::now();
+    // A batch failed or was not recorded: resume after the recorded cursor.
+    let mut must_resend = false;
     let mut grace_deadline: Option<Instant> = None;
     let mut publisher = shared.publishers.current();
-    tracing::info!(lane = lease.lane, epoch = lease.epoch, ?cursor, "lane acquired");
+    tracing::info!(lane = lease.lane, epoch = lease.epoch, cursor = ?lease.cursor, "lane acquired");
 
     // Sleeps for the next backoff delay; true if stopped meanwhile.
     let pause = |retry: &mut Option<ExponentialBackoff>| {
@@ -165,6 +170,21 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     };
 
     loop {
+        if must_resend {
+            // Every move on its way lands (or fails) first: the lane must
+            // know where the database's cursor is before it abandons the
+            // batches in flight and reads again from there.
+            must_resend = false;
+            recorder.drain(&shared, &clock).await?;
+            in_flight.clear();
+            blocked.clear();
+            (read_cursor, drained, halted) = (recorder.cursor, false, false);
+            shared.metrics.record_retry();
+            if pause(&mut retry).await {
+                break;
+            }
+            continue;
+        }
         if stop.is_cancelled() {
             // Let the batches in flight finish (and be recorded) for a while.
             let deadline = *grace_deadline.get_or_insert_with(|| Instant::now() + cfg.shutdown_grace);
@@ -172,7 +192,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                 break;
             }
         }
-        let may_send = !stop.is_cancelled() && !halted && in_flight.len() < depth && clock.valid_for(margin);
+        // Batches not yet recorded (in flight, or acked with their cursor
+        // move on its way) are what a crash sends again: at most `depth`.
+        let unrecorded = in_flight.len() + recorder.len();
+        let may_send = !stop.is_cancelled() && !halted && unrecorded < depth && clock.valid_for(margin);
 
         // 1. Fill the pipeline.
         if may_send && !drained && !backlog && read_due.is_none() {
@@ -196,18 +219,18 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     quiet_polls = if held_back { 0 } else { quiet_polls.saturating_add(1) };
                     // Idle: move the cursor up to the watermark now and then,
                     // so lag is visible and key rows below every cursor can go.
-                    let idle = in_flight.is_empty() && read_cursor == cursor;
+                    let idle = in_flight.is_empty() && recorder.is_empty() && read_cursor == recorder.cursor;
                     if idle
-                        && batch.watermark > cursor.pos
-                        && last_advance.elapsed() >= cfg.idle_advance_interval
+                        && batch.watermark > recorder.cursor.pos
+                        && recorder.last_advance.elapsed() >= cfg.idle_advance_interval
                     {
                         let to = Cursor { pos: batch.watermark, id: 0 };
                         let asked = Instant::now();
                         match move_cursor(&shared, token, to).await {
                             Ok(()) => {
-                                (cursor, read_cursor) = (to, to);
+                                (recorder.cursor, read_cursor) = (to, to);
                                 clock.extend(asked, cfg.lease_ttl);
-                                last_advance = Instant::now();
+                                recorder.last_advance = Instant::now();
                             }
                             Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
                             Err(e) => {
@@ -267,6 +290,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                 break;
             }
             tokio::select! {
+                answer = recorder.answered() => {
+                    must_resend |= !recorder.settle(answer, &shared, &clock)?;
+                    continue;
+                }
                 _ = wake.notified() => {}
                 _ = sleep_until(read_due), if may_send && !drained && !may_read => {}
                 _ = tokio::time::sleep(if may_send { poll } else { Duration::from_millis(50) }),
@@ -281,6 +308,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         let send_started = Instant::now();
         let report = tokio::select! {
             r = front.finish(&mut blocked) => r,
+            answer = recorder.answered() => {
+                must_resend |= !recorder.settle(answer, &shared, &clock)?;
+                continue;
+            }
             _ = wake.notified(), if may_send => { drained = false; continue; }
             _ = sleep_until(read_due), if may_send && !drained && !may_read => continue,
             _ = tokio::time::sleep(poll), if may_send && drained => { drained = false; continue; }
@@ -296,70 +327,57 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         }
         let noticed = Utc::now();
         let decision = batch::decide(&done.rows, &report.outcomes);
-        let mut resend = decision.retry.is_some();
         if let Some(to) = decision.advance_to {
+            let deliveries: Vec<Delivery> = done
+                .rows
+                .iter()
+                .zip(&report.acked_at)
+                .take_while(|(r, _)| r.cursor() <= to)
+                .map(|(r, acked_at)| Delivery {
+                    event_id: r.event_id,
+                    created_at: r.created_at,
+                    sent_at: done.sent_at,
+                    acked_at: acked_at.unwrap_or(noticed),
+                })
+                .collect();
             let asked = Instant::now();
-            let recorded = match decision.park.is_empty() {
-                true => move_cursor(&shared, token, to).await,
-                false => store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await,
-            };
-            match recorded {
-                Ok(()) => {
-                    cursor = to;
-                    clock.extend(asked, cfg.lease_ttl);
-                    last_advance = Instant::now();
-                    shared.metrics.record_commit(asked.elapsed());
-                    let deliveries: Vec<Delivery> = done
-                        .rows
-                        .iter()
-                        .zip(&report.acked_at)
-                        .take_while(|(r, _)| r.cursor() <= to)
-                        .map(|(r, acked_at)| Delivery {
-                            event_id: r.event_id,
-                            created_at: r.created_at,
-                            sent_at: done.sent_at,
-                            acked_at: acked_at.unwrap_or(noticed),
-                        })
-                        .collect();
-                    shared.metrics.record_batch(
-                        lease.lane,
-                        decision.delivered,
-                        decision.park.len(),
-                        &deliveries,
-                    );
-                    for p in &decision.park {
-                        tracing::warn!(lane = lease.lane, row = p.id, reason = %p.reason, "outbox row parked");
+            let (delivered, parked) = (decision.delivered, decision.park.len());
+            let outcome = Outcome { to, asked, delivered, parked, deliveries };
+            if decision.park.is_empty() {
+                recorder.submit(&shared, token, outcome);
+            } else if !recorder.drain(&shared, &clock).await? {
+                // An earlier move failed: this batch goes out again with it.
+                must_resend = true;
+            } else {
+                // Parking writes its own statement, after the moves before it.
+                match store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await {
+                    Ok(()) => {
+                        recorder.confirm(outcome, &shared, &clock);
+                        for p in &decision.park {
+                            tracing::warn!(lane = lease.lane, row = p.id, reason = %p.reason, "outbox row parked");
+                        }
                     }
-                }
-                Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
-                Err(e) => {
-                    // Delivered but not recorded: the rows go out again.
-                    tracing::warn!(lane = lease.lane, error = %e, "outbox could not record a batch; will resend");
-                    resend = true;
+                    Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(lane = lease.lane, error = %e, "outbox could not record a batch; will resend");
+                        must_resend = true;
+                    }
                 }
             }
         }
         if in_flight.is_empty() {
             blocked.clear();
         }
-        if resend {
-            // Abandon everything after the failure and resume after the
-            // recorded cursor.
-            in_flight.clear();
-            blocked.clear();
-            (read_cursor, drained, halted) = (cursor, false, false);
-            shared.metrics.record_retry();
-            if let Some(reason) = &decision.retry {
-                tracing::warn!(lane = lease.lane, %reason, "outbox publish failed; backing off");
-            }
-            if pause(&mut retry).await {
-                break;
-            }
-        } else {
+        if let Some(reason) = &decision.retry {
+            tracing::warn!(lane = lease.lane, %reason, "outbox publish failed; backing off");
+            must_resend = true;
+        } else if !must_resend {
             retry = None;
         }
     }
-    tracing::info!(lane = lease.lane, epoch = lease.epoch, ?cursor, "lane stopped");
+    // Moves still on their way are settled, so the totals count them.
+    recorder.drain(&shared, &clock).await?;
+    tracing::info!(lane = lease.lane, epoch = lease.epoch, cursor = ?recorder.cursor, "lane stopped");
     Ok(())
 }
 

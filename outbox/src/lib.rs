@@ -34,8 +34,9 @@
 //!   `pipeline_depth` batches out while it works off a backlog and one read
 //!   per tick of the relay's `trickle_interval` grid otherwise; `coalesce` —
 //!   lane reads and cursor moves that fall due together go out as one
-//!   statement; `relay` — [`OutboxRelay`], which runs the lease manager, the
-//!   lane workers and the background tasks.
+//!   statement; `record` — cursor moves the lane does not wait for, settled
+//!   in order as the answers come; `relay` — [`OutboxRelay`], which runs the
+//!   lease manager, the lane workers and the background tasks.
 //! * `wakeup` — LISTEN/NOTIFY wake-ups with reconnects.
 //! * [`cleanup`] — bounded deletion of published rows after the retention.
 //! * [`metrics`] — backlog, oldest age, publish rate and age at ack
@@ -70,7 +71,7 @@
 //! delivery report came back with `acks=all` from the idempotent producer,
 //! and never on a transient failure (retried with backoff, never dropped).
 //! After a crash, lost lease or failed bookkeeping the unrecorded rows are
-//! sent again: duplicates are limited to what was in flight — per lane at
+//! sent again: duplicates are limited to what was unrecorded — per lane at
 //! most `pipeline_depth` batches of `batch_size` rows — and carry the same
 //! `event-id` header, so consumers deduplicate on the event id (never on
 //! offsets). By default the relay's producer never times a record out
@@ -97,6 +98,7 @@ mod lane;
 pub mod lease;
 pub mod metrics;
 pub mod parked;
+mod record;
 mod relay;
 pub mod reply;
 pub mod schema;

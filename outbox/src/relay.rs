@@ -31,7 +31,9 @@ pub struct RelayConfig {
     pub relay_id: String,
     /// Rows per batch.
     pub batch_size: usize,
-    /// Batches per lane handed to the producer before the oldest is acked.
+    /// Batches per lane handed to the producer and not yet recorded (not
+    /// acked, or acked with the cursor write on its way): what a crash can
+    /// send twice.
     pub pipeline_depth: usize,
     /// Unless it works off a backlog (its last read filled a batch), a lane
     /// reads only on the ticks of a grid of this interval shared by the
@@ -208,11 +210,11 @@ impl Shared {
         let cursor_moves = {
             let (pool, metrics, owner) = (pool.clone(), metrics.clone(), config.relay_id.clone());
             let lease_ms = i64::try_from(config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
-            // The acks of batches sent at one tick trickle in over about a
-            // millisecond: a move waits a fifth of the tick (at most 2 ms)
-            // for company. The lane waits with it before its next read; the
-            // rows are out already.
-            let gather = (config.trickle_interval / 5).min(Duration::from_millis(2));
+            // Lanes do not wait for their moves (`record.rs`), so a move can
+            // wait a whole tick (at most 10 ms) for the moves of the other
+            // lanes' acks: the rows are out already, only the record and a
+            // crash's resend window wait with it.
+            let gather = config.trickle_interval.min(Duration::from_millis(10));
             Coalescer::spawn(MAX_LANES, gather, move |moves: Vec<CursorMove>| {
                 let (pool, metrics, owner) = (pool.clone(), metrics.clone(), owner.clone());
                 async move {

@@ -268,7 +268,17 @@ pub async fn advance_lanes(
     moves: &[CursorMove],
     lease_ms: i64,
 ) -> Vec<Result<(), OutboxError>> {
-    match advance(pool, owner, moves, lease_ms).await {
+    // A lane that did not wait for its last move may have several queued:
+    // only the furthest of each (lane, epoch) is written (one UPDATE cannot
+    // set a row twice), and every one of them is answered by its outcome.
+    let mut furthest: Vec<CursorMove> = Vec::with_capacity(moves.len());
+    for m in moves {
+        match furthest.iter_mut().find(|f| (f.lane, f.epoch) == (m.lane, m.epoch)) {
+            Some(f) => f.to = f.to.max(m.to),
+            None => furthest.push(*m),
+        }
+    }
+    match advance(pool, owner, &furthest, lease_ms).await {
         Ok(moved) => moves.iter().map(|m| made(&moved, m)).collect(),
         Err(e) => {
             let source = Arc::new(e);

@@ -4,6 +4,11 @@
 //! the broker *advertises*. Under Docker port mapping that must be the host's
 //! view, so the harness picks a free host port P, maps P to P, has the broker
 //! listen on `0.0.0.0:P` and advertise `127.0.0.1:P`.
+//!
+//! Published ports go through Docker's userland proxy, a process that copies
+//! every byte between the client and the broker. Benchmarks that must not
+//! count it start the broker on the host's network instead
+//! ([`BrokerNetwork::Host`], Linux only).
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +28,17 @@ use crate::ports::free_port;
 /// How long a fresh broker gets to answer a metadata request.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How clients on the host reach the broker container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BrokerNetwork {
+    /// A published port (through Docker's port proxy): works everywhere.
+    #[default]
+    Published,
+    /// The host's own network stack (`--network host`): no proxy in the
+    /// path. Linux engines only.
+    Host,
+}
+
 /// A running broker container; removed on drop.
 pub struct Broker {
     container: ContainerAsync<GenericImage>,
@@ -40,18 +56,30 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// Starts the broker image from [`broker_image`] and waits until it
-    /// answers a metadata request.
+    /// Starts the broker image from [`broker_image`] on a published port and
+    /// waits until it answers a metadata request.
     pub async fn start() -> Result<Broker, HarnessError> {
+        Broker::start_with(BrokerNetwork::Published).await
+    }
+
+    /// Starts the broker image, reached over `network`, and waits until it
+    /// answers a metadata request.
+    pub async fn start_with(network: BrokerNetwork) -> Result<Broker, HarnessError> {
         let image = broker_image();
         let port = free_port()?;
-        let container = GenericImage::new(image.name.clone(), image.tag.clone())
-            .with_exposed_port(port.tcp())
-            .with_mapped_port(port, port.tcp())
-            // Listener settings understood by apache/kafka and by our tansu image.
+        let base = GenericImage::new(image.name.clone(), image.tag.clone());
+        // Listener settings understood by apache/kafka and by our tansu image.
+        let (listen, controller, container) = match network {
+            BrokerNetwork::Published => {
+                ("0.0.0.0", 9093, base.with_exposed_port(port.tcp()).with_mapped_port(port, port.tcp()))
+            }
+            // On the host's network the controller port must be free there too.
+            BrokerNetwork::Host => ("127.0.0.1", free_port()?, base.with_network("host")),
+        };
+        let container = container
             .with_env_var(
                 "KAFKA_LISTENERS",
-                format!("PLAINTEXT://0.0.0.0:{port},CONTROLLER://localhost:9093"),
+                format!("PLAINTEXT://{listen}:{port},CONTROLLER://localhost:{controller}"),
             )
             .with_env_var("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}"))
             // apache/kafka (KRaft, single node); ignored by tansu.
@@ -59,7 +87,7 @@ impl Broker {
             .with_env_var("KAFKA_PROCESS_ROLES", "broker,controller")
             .with_env_var("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
             .with_env_var("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
-            .with_env_var("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+            .with_env_var("KAFKA_CONTROLLER_QUORUM_VOTERS", format!("1@localhost:{controller}"))
             .with_env_var("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
             .with_env_var("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
             .with_env_var("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")

@@ -35,7 +35,7 @@ pub mod images;
 mod ports;
 pub mod postgres;
 
-pub use broker::Broker;
+pub use broker::{Broker, BrokerNetwork};
 pub use environment::Environment;
 pub use error::HarnessError;
 pub use postgres::{Durability, Postgres};

@@ -185,3 +185,29 @@ async fn a_stale_epoch_cannot_write() -> anyhow::Result<()> {
     assert_eq!(cursor_of(refused).fetch_one(&s.pool).await?, to.id);
     Ok(())
 }
+
+/// A lane does not wait for its cursor writes, so two moves of one lane can
+/// meet in one statement: the furthest is written, whatever the order, and
+/// both are answered as made.
+#[tokio::test]
+async fn moves_of_one_lane_in_one_statement_write_the_furthest() -> anyhow::Result<()> {
+    let s = setup(1).await?;
+    let leases = outbox::lease::acquire(&s.pool, "relay", 8, Duration::from_secs(60)).await?;
+    let (lane, epoch) = (leases[0].lane, leases[0].epoch);
+    let at = |id: i64| Cursor { pos: 1_000, id };
+    let moves = [
+        store::CursorMove { lane, epoch, to: at(7) },
+        store::CursorMove { lane, epoch, to: at(3) },
+        store::CursorMove { lane: leases[1].lane, epoch: leases[1].epoch, to: at(5) },
+    ];
+    let results = store::advance_lanes(&s.pool, "relay", &moves, 1000).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let cursors: HashMap<i32, i64> = sqlx::query_as("SELECT lane, cursor_id FROM outbox_lanes")
+        .fetch_all(&s.pool)
+        .await?
+        .into_iter()
+        .collect();
+    assert_eq!(cursors[&lane], 7, "the furthest move of the lane was written");
+    assert_eq!(cursors[&leases[1].lane], 5, "the other lane moved too");
+    Ok(())
+}
