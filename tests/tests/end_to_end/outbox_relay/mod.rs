@@ -1,10 +1,11 @@
 //! The transactional outbox and its relay (`outbox`): rollback, gap-free
 //! order under concurrent commits, per-key order, leased lanes shared by
-//! several relays, kill -9 at random moments.
+//! several relays, kill -9 at random moments, failing cursor writes.
 
 pub(crate) mod support;
 
 mod basics;
+mod faults;
 mod gap;
 mod kill9;
 mod lanes;
