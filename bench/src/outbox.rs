@@ -39,7 +39,9 @@
 //! which makes the numbers the disk's. It is reached at the container's
 //! bridge address when this host can, so that Docker's userland port proxy
 //! is not part of every round trip; (d) is measured over the published port
-//! too.
+//! too. For the same reason the broker container runs on the host's network
+//! (`--broker-network host`, Linux); `--broker-network published` maps a
+//! port instead, as the tests do.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
