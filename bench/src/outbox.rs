@@ -558,7 +558,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
     println!(
         "\n(b) where the relay's time went ({} lanes in parallel, {} batches, {:.0} rows/batch): \
-         fetch {:?}, send+ack {:?}, record {:?} (lane-time, summed over lanes)",
+         fetch {:?}, send+ack {:?}, record {:?} (summed over lanes; lanes do not wait for the record)",
         args.lanes,
         phases.batches,
         phases.published as f64 / phases.batches.max(1) as f64,

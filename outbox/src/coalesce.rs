@@ -24,9 +24,8 @@ pub(crate) struct Coalescer<Q, A> {
 
 impl<Q: Send + 'static, A: Send + 'static> Coalescer<Q, A> {
     /// Spawns the task. `run` answers up to `max` requests at once, one answer
-    /// per request in order (a request left without an answer gets `None`
-    /// from [`call`](Self::call), as does every request of a run that
-    /// panicked). After the first request of a group the task waits `gather`
+    /// per request in order (a request left without an answer is answered
+    /// `None`, as is every request of a run that panicked). After the first request of a group the task waits `gather`
     /// for more (zero: it only lets the tasks that are ready run first). The
     /// task ends when the coalescer is dropped.
     pub(crate) fn spawn<F, Fut>(max: usize, gather: std::time::Duration, mut run: F) -> Self

@@ -118,11 +118,12 @@ fn backoff(shared: &Shared) -> ExponentialBackoff {
 /// relay's lanes — the first tick after a wake-up, at most once per tick: a
 /// steady stream of commits costs one read, send and cursor write per tick
 /// rather than per row, and the lanes' reads and cursor moves fall due
-/// together and share statements (`coalesce.rs`). Outcomes are recorded
-/// strictly in batch order. After a retriable failure every later batch in
-/// flight is abandoned and the lane resumes after the recorded cursor (its
-/// rows go out again: duplicates, same event ids). Cursor moves are sent
-/// without waiting for them (`record.rs`).
+/// together and share statements (`coalesce.rs`). Outcomes are decided
+/// strictly in batch order. After a retriable send failure every later
+/// batch in flight is abandoned and the lane resumes after the last acked
+/// row (their rows go out again: duplicates, same event ids). Cursor moves are sent
+/// without waiting for them; a failed one is covered by a later one or
+/// written again, never a reason to send rows again (`record.rs`).
 pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxError> {
     let Lane { lease, clock, stop } = lane;
     let cfg = &shared.config;
@@ -156,7 +157,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     // relay's `trickle_interval` grid: the first tick after it found it has
     // something to read.
     let mut read_due: Option<Instant> = None;
-    // A batch failed or was not recorded: resume after the recorded cursor.
+    // Sending a batch failed (or parking it could not be recorded): resume
+    // after the last acked row.
     let mut must_resend = false;
     let mut grace_deadline: Option<Instant> = None;
     let mut publisher = shared.publishers.current();
@@ -171,22 +173,29 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
 
     loop {
         if must_resend {
-            // Every move on its way lands (or fails) first: the lane must
-            // know where the database's cursor is before it abandons the
-            // batches in flight and reads again from there.
+            // Abandon everything after the failure and resume after the
+            // last acked row (recorded or on its way).
             must_resend = false;
-            recorder.drain(&shared, &clock).await?;
             in_flight.clear();
             blocked.clear();
-            (read_cursor, drained, halted) = (recorder.cursor, false, false);
+            (read_cursor, drained, halted) = (recorder.acked(), false, false);
             shared.metrics.record_retry();
             if pause(&mut retry).await {
                 break;
             }
             continue;
         }
+        if recorder.must_rewrite() {
+            // Cursor writes failed and nothing on its way covers them.
+            if pause(&mut retry).await {
+                break;
+            }
+            recorder.rewrite(&shared, token);
+            continue;
+        }
         if stop.is_cancelled() {
-            // Let the batches in flight finish (and be recorded) for a while.
+            // Let the batches in flight finish for a while (they are
+            // recorded after the loop, within the same deadline).
             let deadline = *grace_deadline.get_or_insert_with(|| Instant::now() + cfg.shutdown_grace);
             if in_flight.is_empty() || Instant::now() >= deadline {
                 break;
@@ -194,7 +203,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         }
         // Batches not yet recorded (in flight, or acked with their cursor
         // move on its way) are what a crash sends again: at most `depth`.
-        let unrecorded = in_flight.len() + recorder.len();
+        let unrecorded = in_flight.len() + recorder.unrecorded();
         let may_send = !stop.is_cancelled() && !halted && unrecorded < depth && clock.valid_for(margin);
 
         // 1. Fill the pipeline.
@@ -219,18 +228,17 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     quiet_polls = if held_back { 0 } else { quiet_polls.saturating_add(1) };
                     // Idle: move the cursor up to the watermark now and then,
                     // so lag is visible and key rows below every cursor can go.
-                    let idle = in_flight.is_empty() && recorder.is_empty() && read_cursor == recorder.cursor;
+                    let idle = in_flight.is_empty() && recorder.is_idle() && read_cursor == recorder.cursor();
                     if idle
-                        && batch.watermark > recorder.cursor.pos
+                        && batch.watermark > recorder.cursor().pos
                         && recorder.last_advance.elapsed() >= cfg.idle_advance_interval
                     {
                         let to = Cursor { pos: batch.watermark, id: 0 };
                         let asked = Instant::now();
                         match move_cursor(&shared, token, to).await {
                             Ok(()) => {
-                                (recorder.cursor, read_cursor) = (to, to);
-                                clock.extend(asked, cfg.lease_ttl);
-                                recorder.last_advance = Instant::now();
+                                recorder.confirm(to, asked, Vec::new(), &shared, &clock);
+                                read_cursor = to;
                             }
                             Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
                             Err(e) => {
@@ -291,7 +299,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             }
             tokio::select! {
                 answer = recorder.answered() => {
-                    must_resend |= !recorder.settle(answer, &shared, &clock)?;
+                    if recorder.settle(answer, &shared, &clock)? {
+                        retry = None;
+                    }
                     continue;
                 }
                 _ = wake.notified() => {}
@@ -309,7 +319,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         let report = tokio::select! {
             r = front.finish(&mut blocked) => r,
             answer = recorder.answered() => {
-                must_resend |= !recorder.settle(answer, &shared, &clock)?;
+                if recorder.settle(answer, &shared, &clock)? {
+                    retry = None;
+                }
                 continue;
             }
             _ = wake.notified(), if may_send => { drained = false; continue; }
@@ -340,26 +352,26 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     acked_at: acked_at.unwrap_or(noticed),
                 })
                 .collect();
-            let asked = Instant::now();
             let (delivered, parked) = (decision.delivered, decision.park.len());
-            let outcome = Outcome { to, asked, delivered, parked, deliveries };
+            let outcome = Outcome { to, delivered, parked, deliveries };
             if decision.park.is_empty() {
                 recorder.submit(&shared, token, outcome);
-            } else if !recorder.drain(&shared, &clock).await? {
-                // An earlier move failed: this batch goes out again with it.
-                must_resend = true;
             } else {
-                // Parking writes its own statement, after the moves before it.
+                // Parking writes its own transaction (cursors only move
+                // forward, so moves still on their way cannot undo it).
+                let asked = Instant::now();
                 match store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await {
                     Ok(()) => {
-                        recorder.confirm(outcome, &shared, &clock);
+                        recorder.confirm(to, asked, vec![outcome], &shared, &clock);
+                        retry = None;
                         for p in &decision.park {
                             tracing::warn!(lane = lease.lane, row = p.id, reason = %p.reason, "outbox row parked");
                         }
                     }
                     Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
                     Err(e) => {
-                        tracing::warn!(lane = lease.lane, error = %e, "outbox could not record a batch; will resend");
+                        // Nothing recorded: the batch goes out again.
+                        tracing::warn!(lane = lease.lane, error = %e, "outbox could not park; will resend");
                         must_resend = true;
                     }
                 }
@@ -371,13 +383,19 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         if let Some(reason) = &decision.retry {
             tracing::warn!(lane = lease.lane, %reason, "outbox publish failed; backing off");
             must_resend = true;
-        } else if !must_resend {
-            retry = None;
         }
     }
-    // Moves still on their way are settled, so the totals count them.
-    recorder.drain(&shared, &clock).await?;
-    tracing::info!(lane = lease.lane, epoch = lease.epoch, cursor = ?recorder.cursor, "lane stopped");
+    // Record what was acked, within the grace period.
+    let deadline = grace_deadline.unwrap_or_else(|| Instant::now() + cfg.shutdown_grace);
+    match tokio::time::timeout_at(deadline.into(), recorder.flush(&shared, token, &clock)).await {
+        Ok(flushed) => flushed?,
+        Err(_) => tracing::warn!(
+            lane = lease.lane,
+            unrecorded = recorder.unrecorded(),
+            "outbox lane stopped with acked batches unrecorded; they go out again"
+        ),
+    }
+    tracing::info!(lane = lease.lane, epoch = lease.epoch, cursor = ?recorder.cursor(), "lane stopped");
     Ok(())
 }
 

@@ -31,8 +31,12 @@ pub struct RelayStats {
     pub parked: u64,
     /// Batches recorded.
     pub batches: u64,
-    /// Batches that stopped early on a retriable failure.
+    /// Batches sent again: sending stopped on a retriable failure, or
+    /// parking could not be recorded.
     pub retries: u64,
+    /// Cursor writes (records of acked batches) that failed; each is
+    /// covered by a later write or written again, its rows are not resent.
+    pub failed_cursor_writes: u64,
     /// Lane reads (queries for the next batch), including empty ones.
     pub reads: u64,
     /// Lane reads that found no row ready: the price of polling.
@@ -49,7 +53,8 @@ pub struct RelayStats {
     /// Time the lanes spent waiting for delivery reports (with batches
     /// pipelined, only the part not overlapped by other work).
     pub send_time: Duration,
-    /// Time spent recording outcomes (cursor moves, parking).
+    /// Time from asking to record an outcome (cursor move, parking) to the
+    /// answer, summed over outcomes; lanes wait only for parking.
     pub record_time: Duration,
 }
 
@@ -62,6 +67,7 @@ impl RelayStats {
             parked: self.parked.saturating_sub(earlier.parked),
             batches: self.batches.saturating_sub(earlier.batches),
             retries: self.retries.saturating_sub(earlier.retries),
+            failed_cursor_writes: self.failed_cursor_writes.saturating_sub(earlier.failed_cursor_writes),
             reads: self.reads.saturating_sub(earlier.reads),
             empty_reads: self.empty_reads.saturating_sub(earlier.empty_reads),
             read_statements: self.read_statements.saturating_sub(earlier.read_statements),
@@ -106,6 +112,7 @@ pub(crate) struct Metrics {
     parked: AtomicU64,
     batches: AtomicU64,
     retries: AtomicU64,
+    failed_cursor_writes: AtomicU64,
     reads: AtomicU64,
     empty_reads: AtomicU64,
     read_statements: AtomicU64,
@@ -174,12 +181,17 @@ impl Metrics {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn record_failed_cursor_write(&self) {
+        self.failed_cursor_writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn stats(&self) -> RelayStats {
         RelayStats {
             published: self.published.load(Ordering::Relaxed),
             parked: self.parked.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            failed_cursor_writes: self.failed_cursor_writes.load(Ordering::Relaxed),
             reads: self.reads.load(Ordering::Relaxed),
             empty_reads: self.empty_reads.load(Ordering::Relaxed),
             read_statements: self.read_statements.load(Ordering::Relaxed),

@@ -6,8 +6,12 @@
 //! of one lane that meet in one statement collapse to the furthest), and the
 //! lane settles each answer as it arrives: only then is the cursor taken as
 //! recorded, the lease clock extended and the batch counted as published.
-//! If a move fails the lane waits for the moves after it, so that it knows
-//! where the database's cursor is, and sends everything after that again.
+//!
+//! A move that fails loses nothing: its rows are in Kafka already, only the
+//! record is missing. A later move covers it (cursors only move forward);
+//! if none is on its way, the lane writes the furthest failed move again
+//! after a backoff. Rows are sent again only when *sending* failed, from the
+//! furthest acked position ([`Recorder::acked`]).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -23,8 +27,6 @@ use crate::store::{Cursor, CursorMove, LeaseToken};
 pub(crate) struct Outcome {
     /// Where the cursor moves.
     pub(crate) to: Cursor,
-    /// When the move was asked for (the lease runs from there).
-    pub(crate) asked: Instant,
     /// Rows delivered and rows parked by the batch.
     pub(crate) delivered: usize,
     pub(crate) parked: usize,
@@ -32,45 +34,78 @@ pub(crate) struct Outcome {
     pub(crate) deliveries: Vec<Delivery>,
 }
 
-/// A move sent to the cursor statement task.
+/// A move sent to the cursor statement task, for one or more outcomes.
 struct Pending {
-    outcome: Outcome,
+    to: Cursor,
+    /// When the move was asked for (a recorded move extends the lease from
+    /// there).
+    asked: Instant,
+    outcomes: Vec<Outcome>,
     answer: Answer<Result<(), OutboxError>>,
 }
 
-/// A lane's recorded cursor and the moves still on their way.
+/// A lane's recorded cursor and the moves not yet recorded.
 pub(crate) struct Recorder {
     lane: i32,
-    /// The last position the database confirmed.
-    pub(crate) cursor: Cursor,
+    /// The furthest position the database confirmed.
+    cursor: Cursor,
+    /// The furthest position whose batch was acked, recorded or not.
+    acked: Cursor,
     /// When the cursor last moved.
     pub(crate) last_advance: Instant,
     pending: VecDeque<Pending>,
+    /// Outcomes whose move failed and that no confirmed move covers yet.
+    failed: Vec<Outcome>,
 }
 
 impl Recorder {
     pub(crate) fn new(lane: i32, cursor: Cursor) -> Self {
-        Recorder { lane, cursor, last_advance: Instant::now(), pending: VecDeque::new() }
+        Recorder {
+            lane,
+            cursor,
+            acked: cursor,
+            last_advance: Instant::now(),
+            pending: VecDeque::new(),
+            failed: Vec::new(),
+        }
     }
 
-    /// Moves on their way.
-    pub(crate) fn len(&self) -> usize {
-        self.pending.len()
+    /// The furthest position the database confirmed.
+    pub(crate) fn cursor(&self) -> Cursor {
+        self.cursor
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+    /// Where the lane resumes after a failed send: everything up to here
+    /// was acked by the broker (and is, or will be, recorded).
+    pub(crate) fn acked(&self) -> Cursor {
+        self.acked
+    }
+
+    /// Batches acked but not yet recorded (what a crash would send again).
+    pub(crate) fn unrecorded(&self) -> usize {
+        self.pending.iter().map(|p| p.outcomes.len()).sum::<usize>() + self.failed.len()
+    }
+
+    /// Nothing on its way and nothing failed.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.failed.is_empty()
     }
 
     /// Sends the move for `outcome` without waiting for it.
     pub(crate) fn submit(&mut self, shared: &Shared, token: LeaseToken<'_>, outcome: Outcome) {
-        let m = CursorMove { lane: token.lane, epoch: token.epoch, to: outcome.to };
-        let answer = shared.cursor_moves.submit(m);
-        self.pending.push_back(Pending { outcome, answer });
+        self.send(shared, token, vec![outcome]);
+    }
+
+    fn send(&mut self, shared: &Shared, token: LeaseToken<'_>, outcomes: Vec<Outcome>) {
+        let Some(to) = outcomes.iter().map(|o| o.to).max() else { return };
+        self.acked = self.acked.max(to);
+        let answer = shared.cursor_moves.submit(CursorMove { lane: token.lane, epoch: token.epoch, to });
+        self.pending.push_back(Pending { to, asked: Instant::now(), outcomes, answer });
     }
 
     /// Waits for the oldest move's answer (forever when none is on its way).
-    /// Cancel-safe: the move stays queued until [`settle`](Self::settle).
+    /// Dropping the wait before it is ready loses nothing; once it is ready,
+    /// hand the answer to [`settle`](Self::settle) before waiting again.
     pub(crate) async fn answered(&mut self) -> Option<Result<(), OutboxError>> {
         match self.pending.front_mut() {
             Some(p) => (&mut p.answer).await,
@@ -79,46 +114,84 @@ impl Recorder {
     }
 
     /// Books the oldest move with `answer` (from [`answered`](Self::answered)).
-    /// `Ok(true)`: recorded; `Ok(false)`: not recorded, its rows must go out
-    /// again; `Err`: the lease is lost.
+    /// `Ok(true)`: recorded; `Ok(false)`: not recorded, to be covered or
+    /// written again; `Err`: the lease is lost.
     pub(crate) fn settle(
         &mut self,
         answer: Option<Result<(), OutboxError>>,
         shared: &Shared,
         clock: &LeaseClock,
     ) -> Result<bool, OutboxError> {
-        let Some(Pending { outcome, .. }) = self.pending.pop_front() else { return Ok(true) };
+        let Some(p) = self.pending.pop_front() else { return Ok(true) };
         match answer.unwrap_or_else(|| Err(coalescer_gone(self.lane, false))) {
             Ok(()) => {
-                self.confirm(outcome, shared, clock);
+                self.confirm(p.to, p.asked, p.outcomes, shared, clock);
                 Ok(true)
             }
             Err(e @ OutboxError::LeaseLost { .. }) => Err(e),
             Err(e) => {
-                // Delivered but not recorded: the rows go out again.
-                tracing::warn!(lane = self.lane, error = %e, "outbox could not record a batch; will resend");
+                tracing::warn!(lane = self.lane, error = %e, "outbox could not record a batch; will write it again");
+                shared.metrics.record_failed_cursor_write();
+                self.failed.extend(p.outcomes);
                 Ok(false)
             }
         }
     }
 
-    /// Books a move the database has made.
-    pub(crate) fn confirm(&mut self, outcome: Outcome, shared: &Shared, clock: &LeaseClock) {
-        self.cursor = outcome.to;
-        clock.extend(outcome.asked, shared.config.lease_ttl);
+    /// Books a move to `to`, asked for at `asked`, that the database has
+    /// made: its outcomes and any failed ones it covers.
+    pub(crate) fn confirm(
+        &mut self,
+        to: Cursor,
+        asked: Instant,
+        outcomes: Vec<Outcome>,
+        shared: &Shared,
+        clock: &LeaseClock,
+    ) {
+        self.cursor = self.cursor.max(to);
+        self.acked = self.acked.max(self.cursor);
+        clock.extend(asked, shared.config.lease_ttl);
         self.last_advance = Instant::now();
-        shared.metrics.record_commit(outcome.asked.elapsed());
-        shared.metrics.record_batch(self.lane, outcome.delivered, outcome.parked, &outcome.deliveries);
+        shared.metrics.record_commit(asked.elapsed());
+        let (covered, failed): (Vec<Outcome>, Vec<Outcome>) =
+            std::mem::take(&mut self.failed).into_iter().partition(|o| o.to <= self.cursor);
+        self.failed = failed;
+        for o in outcomes.iter().chain(&covered) {
+            shared.metrics.record_batch(self.lane, o.delivered, o.parked, &o.deliveries);
+        }
     }
 
-    /// Waits for every move on its way. `Ok(true)` if all were recorded;
-    /// `Err` as soon as one finds the lease lost.
-    pub(crate) async fn drain(&mut self, shared: &Shared, clock: &LeaseClock) -> Result<bool, OutboxError> {
-        let mut all = true;
-        while !self.pending.is_empty() {
-            let answer = self.answered().await;
-            all &= self.settle(answer, shared, clock)?;
+    /// Failed moves wait and no move on its way will cover them: the lane
+    /// backs off, then calls [`rewrite`](Self::rewrite).
+    pub(crate) fn must_rewrite(&self) -> bool {
+        self.pending.is_empty() && !self.failed.is_empty()
+    }
+
+    /// Writes the failed moves again, as one move to the furthest of them.
+    pub(crate) fn rewrite(&mut self, shared: &Shared, token: LeaseToken<'_>) {
+        let failed = std::mem::take(&mut self.failed);
+        self.send(shared, token, failed);
+    }
+
+    /// Records everything acked: waits for the moves on their way and
+    /// writes failed ones again (`backoff_min` apart) until none is left or
+    /// the lease is lost. Unbounded: the caller bounds it.
+    pub(crate) async fn flush(
+        &mut self,
+        shared: &Shared,
+        token: LeaseToken<'_>,
+        clock: &LeaseClock,
+    ) -> Result<(), OutboxError> {
+        loop {
+            while !self.pending.is_empty() {
+                let answer = self.answered().await;
+                self.settle(answer, shared, clock)?;
+            }
+            if self.failed.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(shared.config.backoff_min).await;
+            self.rewrite(shared, token);
         }
-        Ok(all)
     }
 }

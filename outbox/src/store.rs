@@ -237,12 +237,15 @@ pub struct CursorMove {
 
 /// Moves one or several lanes' cursors in one statement and extends their
 /// leases, each only under its owner and epoch and never backwards (the one
-/// cursor write, used by [`commit`] and [`advance_lanes`]). Rows are locked
-/// in lane order first, as lease renewal locks them, so the relay's cursor
-/// moves and renewals never deadlock.
+/// cursor write, used by [`commit`] and [`advance_lanes`]): a lane whose
+/// cursor is already past the move keeps it, and still counts as moved —
+/// everything up to the move is recorded. Rows are locked in lane order
+/// first, as lease renewal locks them, so the relay's cursor moves and
+/// renewals never deadlock.
 const ADVANCE_LANES: &str = r#"
 WITH m AS (
-    SELECT * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) AS m(lane, epoch, pos, id)
+    SELECT lane, epoch, pos::text::xid8 AS pos, id
+    FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) AS m(lane, epoch, pos, id)
 ), held AS (
     SELECT l.lane, m.pos, m.id FROM outbox_lanes l JOIN m ON m.lane = l.lane
     WHERE l.owner = $1 AND l.epoch = m.epoch
@@ -250,18 +253,21 @@ WITH m AS (
     FOR UPDATE OF l
 )
 UPDATE outbox_lanes l
-SET cursor_pos = h.pos::text::xid8, cursor_id = h.id, advanced_at = now(),
+SET cursor_pos = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN h.pos ELSE l.cursor_pos END,
+    cursor_id = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN h.id ELSE l.cursor_id END,
+    advanced_at = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN now() ELSE l.advanced_at END,
     lease_until = now() + $6 * interval '1 millisecond'
 FROM held h
-WHERE l.lane = h.lane AND (l.cursor_pos, l.cursor_id) <= (h.pos::text::xid8, h.id)
+WHERE l.lane = h.lane
 RETURNING l.lane, l.epoch
 "#;
 
 /// Applies `moves` (no parking) as `owner` and extends each moved lane's
 /// lease by `lease_ms`: one result per move, in order. A lane whose lease is
 /// no longer `owner`'s at that epoch gets [`OutboxError::LeaseLost`] and
-/// keeps its cursor; the other lanes move. A failed statement fails every
-/// move with the same error (each lane then sends its batch again).
+/// keeps its cursor; the other lanes move (a cursor already past its move
+/// stays where it is: `Ok`). A failed statement fails every move with the
+/// same error.
 pub async fn advance_lanes(
     pool: &PgPool,
     owner: &str,

@@ -188,17 +188,19 @@ async fn a_stale_epoch_cannot_write() -> anyhow::Result<()> {
 
 /// A lane does not wait for its cursor writes, so two moves of one lane can
 /// meet in one statement: the furthest is written, whatever the order, and
-/// both are answered as made.
+/// both are answered as made. A move behind the cursor is made by then.
 #[tokio::test]
 async fn moves_of_one_lane_in_one_statement_write_the_furthest() -> anyhow::Result<()> {
     let s = setup(1).await?;
     let leases = outbox::lease::acquire(&s.pool, "relay", 8, Duration::from_secs(60)).await?;
     let (lane, epoch) = (leases[0].lane, leases[0].epoch);
     let at = |id: i64| Cursor { pos: 1_000, id };
+    let (other, other_epoch) = (leases[1].lane, leases[1].epoch);
     let moves = [
         store::CursorMove { lane, epoch, to: at(7) },
         store::CursorMove { lane, epoch, to: at(3) },
-        store::CursorMove { lane: leases[1].lane, epoch: leases[1].epoch, to: at(5) },
+        store::CursorMove { lane: other, epoch: other_epoch, to: at(3) },
+        store::CursorMove { lane: other, epoch: other_epoch, to: at(5) },
     ];
     let results = store::advance_lanes(&s.pool, "relay", &moves, 1000).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -207,7 +209,18 @@ async fn moves_of_one_lane_in_one_statement_write_the_furthest() -> anyhow::Resu
         .await?
         .into_iter()
         .collect();
-    assert_eq!(cursors[&lane], 7, "the furthest move of the lane was written");
-    assert_eq!(cursors[&leases[1].lane], 5, "the other lane moved too");
+    assert_eq!(cursors[&lane], 7, "the furthest move of the lane was written (it came first)");
+    assert_eq!(cursors[&other], 5, "the furthest move of the lane was written (it came last)");
+
+    // A move behind the stored cursor (written again after an answer was
+    // lost) leaves the cursor where it is and is still answered as made.
+    let behind = [store::CursorMove { lane, epoch, to: at(4) }];
+    let results = store::advance_lanes(&s.pool, "relay", &behind, 1000).await;
+    assert!(results[0].is_ok(), "{results:?}");
+    let kept: i64 = sqlx::query_scalar("SELECT cursor_id FROM outbox_lanes WHERE lane = $1")
+        .bind(lane)
+        .fetch_one(&s.pool)
+        .await?;
+    assert_eq!(kept, 7, "a cursor never moves backwards");
     Ok(())
 }
