@@ -33,7 +33,8 @@ pub struct RelayConfig {
     pub batch_size: usize,
     /// Batches per lane handed to the producer and not yet recorded (not
     /// acked, or acked with the cursor write on its way): what a crash can
-    /// send twice.
+    /// send twice. At 1 a lane waits for each cursor write (which gathers
+    /// company for up to a `trickle_interval`) before it reads again.
     pub pipeline_depth: usize,
     /// Unless it works off a backlog (its last read filled a batch), a lane
     /// reads only on the ticks of a grid of this interval shared by the

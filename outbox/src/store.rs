@@ -5,6 +5,7 @@
 //! Positions are `xid8` in the database and `i64` here (cast through text):
 //! transaction ids stay far below 2^63.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -277,13 +278,13 @@ pub async fn advance_lanes(
     // A lane that did not wait for its last move may have several queued:
     // only the furthest of each (lane, epoch) is written (one UPDATE cannot
     // set a row twice), and every one of them is answered by its outcome.
-    let mut furthest: Vec<CursorMove> = Vec::with_capacity(moves.len());
+    let mut by_lease: HashMap<(i32, i64), Cursor> = HashMap::with_capacity(moves.len());
     for m in moves {
-        match furthest.iter_mut().find(|f| (f.lane, f.epoch) == (m.lane, m.epoch)) {
-            Some(f) => f.to = f.to.max(m.to),
-            None => furthest.push(*m),
-        }
+        let to = by_lease.entry((m.lane, m.epoch)).or_insert(m.to);
+        *to = (*to).max(m.to);
     }
+    let furthest: Vec<CursorMove> =
+        by_lease.into_iter().map(|((lane, epoch), to)| CursorMove { lane, epoch, to }).collect();
     match advance(pool, owner, &furthest, lease_ms).await {
         Ok(moved) => moves.iter().map(|m| made(&moved, m)).collect(),
         Err(e) => {

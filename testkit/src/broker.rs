@@ -74,7 +74,13 @@ impl Broker {
                 ("0.0.0.0", 9093, base.with_exposed_port(port.tcp()).with_mapped_port(port, port.tcp()))
             }
             // On the host's network the controller port must be free there too.
-            BrokerNetwork::Host => ("127.0.0.1", free_port()?, base.with_network("host")),
+            BrokerNetwork::Host => {
+                let mut controller = free_port()?;
+                while controller == port {
+                    controller = free_port()?;
+                }
+                ("127.0.0.1", controller, base.with_network("host"))
+            }
         };
         let container = container
             .with_env_var(
