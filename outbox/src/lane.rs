@@ -185,8 +185,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             }
             continue;
         }
-        if recorder.must_rewrite() {
-            // Cursor writes failed and nothing on its way covers them.
+        if recorder.must_rewrite() && in_flight.is_empty() {
+            // Cursor writes failed and nothing on its way (no move, no batch
+            // in flight) will cover them.
             if pause(&mut retry).await {
                 break;
             }

@@ -153,7 +153,7 @@ pub async fn renew(
             ORDER BY l.lane
             FOR UPDATE OF l
         )
-        UPDATE outbox_lanes l SET lease_until = now() + $2 * interval '1 millisecond'
+        UPDATE outbox_lanes l SET lease_until = GREATEST(l.lease_until, now() + $2 * interval '1 millisecond')
         FROM held h WHERE l.lane = h.lane
         RETURNING l.lane
         "#,

@@ -10,8 +10,9 @@
 //! A move that fails loses nothing: its rows are in Kafka already, only the
 //! record is missing. A later move covers it (cursors only move forward);
 //! if none is on its way, the lane writes the furthest failed move again
-//! after a backoff. Rows are sent again only when *sending* failed, from the
-//! furthest acked position ([`Recorder::acked`]).
+//! after a backoff. Rows are sent again only when sending failed (or a
+//! parking transaction failed), from the furthest acked position
+//! ([`Recorder::acked`]).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -130,8 +131,15 @@ impl Recorder {
             }
             Err(e @ OutboxError::LeaseLost { .. }) => Err(e),
             Err(e) => {
-                tracing::warn!(lane = self.lane, error = %e, "outbox could not record a batch; will write it again");
                 shared.metrics.record_failed_cursor_write();
+                if p.to <= self.cursor {
+                    // A parking transaction recorded further already.
+                    for o in &p.outcomes {
+                        shared.metrics.record_batch(self.lane, o.delivered, o.parked, &o.deliveries);
+                    }
+                    return Ok(true);
+                }
+                tracing::warn!(lane = self.lane, error = %e, "outbox could not record a batch; will write it again");
                 self.failed.extend(p.outcomes);
                 Ok(false)
             }

@@ -240,7 +240,9 @@ pub struct CursorMove {
 /// leases, each only under its owner and epoch and never backwards (the one
 /// cursor write, used by [`commit`] and [`advance_lanes`]): a lane whose
 /// cursor is already past the move keeps it, and still counts as moved —
-/// everything up to the move is recorded. Rows are locked in lane order
+/// everything up to the move is recorded. A lease is never shortened (a
+/// renewal may have committed while a parking transaction, whose `now()` is
+/// its start, was running). Rows are locked in lane order
 /// first, as lease renewal locks them, so the relay's cursor moves and
 /// renewals never deadlock.
 const ADVANCE_LANES: &str = r#"
@@ -257,7 +259,7 @@ UPDATE outbox_lanes l
 SET cursor_pos = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN h.pos ELSE l.cursor_pos END,
     cursor_id = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN h.id ELSE l.cursor_id END,
     advanced_at = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN now() ELSE l.advanced_at END,
-    lease_until = now() + $6 * interval '1 millisecond'
+    lease_until = GREATEST(l.lease_until, now() + $6 * interval '1 millisecond')
 FROM held h
 WHERE l.lane = h.lane
 RETURNING l.lane, l.epoch
