@@ -70,9 +70,11 @@
 //! **At least once.** A row's cursor position is recorded only after its
 //! delivery report came back with `acks=all` from the idempotent producer,
 //! and never on a transient failure (retried with backoff, never dropped).
-//! After a crash, lost lease or failed bookkeeping the unrecorded rows are
-//! sent again: duplicates are limited to what was unrecorded — per lane at
-//! most `pipeline_depth` batches of `batch_size` rows — and carry the same
+//! A failed cursor write sends nothing again (the rows are acked): a later
+//! write covers it or it is written again after a backoff. After a crash or
+//! a lost lease the unrecorded rows are sent again by the lane's next holder:
+//! duplicates are limited to what was unrecorded — per lane at most
+//! `pipeline_depth` batches of `batch_size` rows — and carry the same
 //! `event-id` header, so consumers deduplicate on the event id (never on
 //! offsets). By default the relay's producer never times a record out
 //! (`message.timeout.ms=0`): a broker outage stalls the relay (the backlog
