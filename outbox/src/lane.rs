@@ -359,21 +359,29 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                 recorder.submit(&shared, token, outcome);
             } else {
                 // Parking writes its own transaction (cursors only move
-                // forward, so moves still on their way cannot undo it).
-                let asked = Instant::now();
-                match store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await {
-                    Ok(()) => {
-                        recorder.confirm(to, asked, vec![outcome], &shared, &clock);
-                        retry = None;
-                        for p in &decision.park {
-                            tracing::warn!(lane = lease.lane, row = p.id, reason = %p.reason, "outbox row parked");
+                // forward, so moves still on their way cannot undo it). It
+                // is idempotent, so a failure is tried again, not resent;
+                // only a stop gives up (the next holder resends the batch).
+                let mut outcome = Some(outcome);
+                while let Some(o) = outcome.take() {
+                    let asked = Instant::now();
+                    match store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await {
+                        Ok(()) => {
+                            recorder.confirm(to, asked, vec![o], &shared, &clock);
+                            retry = None;
+                            for p in &decision.park {
+                                tracing::warn!(lane = lease.lane, row = p.id, reason = %p.reason, "outbox row parked");
+                            }
                         }
-                    }
-                    Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
-                    Err(e) => {
-                        // Nothing recorded: the batch goes out again.
-                        tracing::warn!(lane = lease.lane, error = %e, "outbox could not park; will resend");
-                        must_resend = true;
+                        Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
+                        Err(e) => {
+                            tracing::warn!(lane = lease.lane, error = %e, "outbox could not park; trying again");
+                            shared.metrics.record_failed_cursor_write();
+                            match pause(&mut retry).await {
+                                true => must_resend = true,
+                                false => outcome = Some(o),
+                            }
+                        }
                     }
                 }
             }

@@ -31,11 +31,11 @@ pub struct RelayStats {
     pub parked: u64,
     /// Batches recorded.
     pub batches: u64,
-    /// Batches sent again: sending stopped on a retriable failure, or
-    /// parking could not be recorded.
+    /// Batches sent again: sending stopped on a retriable failure.
     pub retries: u64,
-    /// Cursor writes (records of acked batches) that failed; each is
-    /// covered by a later write or written again, its rows are not resent.
+    /// Cursor writes and parking transactions (records of acked batches)
+    /// that failed; each is covered by a later write or tried again, its
+    /// rows are not resent.
     pub failed_cursor_writes: u64,
     /// Lane reads (queries for the next batch), including empty ones.
     pub reads: u64,

@@ -10,9 +10,9 @@
 //! A move that fails loses nothing: its rows are in Kafka already, only the
 //! record is missing. A later move covers it (cursors only move forward);
 //! if none is on its way, the lane writes the furthest failed move again
-//! after a backoff. Rows are sent again only when sending failed (or a
-//! parking transaction failed), from the furthest acked position
-//! ([`Recorder::acked`]).
+//! after a backoff (a parking transaction is tried again the same way, by
+//! the lane). Rows are sent again only when sending failed, from the
+//! furthest acked position ([`Recorder::acked`]).
 
 use std::collections::VecDeque;
 use std::time::Instant;

@@ -1,8 +1,9 @@
 //! Failing cursor writes. A trigger fails the relay's cursor writes while
 //! writers commit: first some of them, then all of them for two seconds,
-//! then none. A failed write loses nothing (the rows are acked already): it
-//! is covered by a later write or written again after a backoff, and rows
-//! are not sent again for it. Every event arrives exactly once, in per-key
+//! then none; meanwhile an oversized record is parked. A failed write loses
+//! nothing (the rows are acked already): it is covered by a later write or
+//! written again after a backoff (parking is tried again), and rows are not
+//! sent again for it. Every event arrives exactly once, in per-key
 //! order, no lease is lost, and the cursors end past the last row.
 
 use std::collections::HashMap;
@@ -89,7 +90,13 @@ async fn failed_cursor_writes_lose_nothing_and_send_nothing_twice() -> anyhow::R
         }));
     }
     set_fault_rate(&s.pool, 0.3).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A record the broker refuses is parked by a transaction of its own,
+    // which the faults hit too.
+    let mut oversized = message(&s.topic, "oversized", 0);
+    oversized.payload = vec![b'x'; 2_000_000];
+    enqueue_committed(&s.pool, &oversized).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     // Every write fails: lanes back off instead of retrying hot.
     let before_outage = faults(&s.pool).await?;
     set_fault_rate(&s.pool, 1.0).await?;
@@ -116,6 +123,7 @@ async fn failed_cursor_writes_lose_nothing_and_send_nothing_twice() -> anyhow::R
     })
     .await?;
     let epochs_after = lane_owners(&s.pool).await?;
+    let parked = outbox::list_parked(&s.pool, 10).await?;
     let faults = faults(&s.pool).await?;
     let stats = relay.stop().await?;
 
@@ -128,6 +136,8 @@ async fn failed_cursor_writes_lose_nothing_and_send_nothing_twice() -> anyhow::R
     assert_eq!(report.duplicates, 0, "rows were sent again for failed cursor writes");
     assert_eq!(stats.retries, 0, "no batch should have been sent again");
     assert_eq!(stats.published, total, "every delivered row is booked once, covered or rewritten");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!((parked[0].key.as_str(), stats.parked), ("oversized", 1));
     assert!(caught_up, "the cursors end past the last row");
     let epochs =
         |o: &[(i32, Option<String>, i64, bool)]| o.iter().map(|(l, _, e, _)| (*l, *e)).collect::<Vec<_>>();
@@ -135,5 +145,34 @@ async fn failed_cursor_writes_lose_nothing_and_send_nothing_twice() -> anyhow::R
     // Two seconds of failing writes: backoff from 50 ms (relay_config)
     // allows a handful of attempts per lane, a hot loop thousands.
     assert!(in_outage < 300, "{in_outage} failed cursor writes in 2 s: the lanes did not back off");
+    Ok(())
+}
+
+/// Parking is the one record a lane waits for: while its transaction fails,
+/// the lane tries it again after a backoff instead of sending the batch
+/// again. The only row is one the broker refuses, so the only cursor writes
+/// are the parking ones.
+#[tokio::test]
+async fn a_failed_parking_transaction_is_tried_again_not_resent() -> anyhow::Result<()> {
+    let s = setup(1).await?;
+    sqlx::raw_sql(FAULTS).execute(&s.pool).await?;
+    set_fault_rate(&s.pool, 1.0).await?;
+    let mut oversized = message(&s.topic, "oversized", 0);
+    oversized.payload = vec![b'x'; 2_000_000];
+    enqueue_committed(&s.pool, &oversized).await?;
+    let config = outbox::RelayConfig {
+        idle_advance_interval: Duration::from_secs(3600),
+        ..relay_config("faulty-parking")
+    };
+    let relay = InProcessRelay::start(&s.pool, s.env.broker.bootstrap_servers(), config)?;
+    let failing = eventually(Duration::from_secs(20), || async { Ok(faults(&s.pool).await? >= 2) }).await?;
+    set_fault_rate(&s.pool, 0.0).await?;
+    let parked = eventually(Duration::from_secs(20), || async { Ok(relay.stats.get().parked == 1) }).await?;
+    let stats = relay.stop().await?;
+    assert!(failing, "the parking transaction never failed: nothing was tested");
+    assert!(parked, "the row was not parked once the database recovered: {stats:?}");
+    assert!(stats.failed_cursor_writes >= 2, "{stats:?}");
+    assert_eq!(stats.retries, 0, "the batch was sent again: {stats:?}");
+    assert_eq!(outbox::list_parked(&s.pool, 10).await?.len(), 1);
     Ok(())
 }
