@@ -53,8 +53,8 @@ pub struct RelayStats {
     /// Time the lanes spent waiting for delivery reports (with batches
     /// pipelined, only the part not overlapped by other work).
     pub send_time: Duration,
-    /// Time from asking to record an outcome (cursor move, parking) to the
-    /// answer, summed over outcomes; lanes wait only for parking.
+    /// Time from asking to record batches (a cursor write or parking) to
+    /// the answer, summed over those writes; lanes wait only for parking.
     pub record_time: Duration,
 }
 

@@ -160,7 +160,10 @@ impl Recorder {
         self.acked = self.acked.max(self.cursor);
         clock.extend(asked, shared.config.lease_ttl);
         self.last_advance = Instant::now();
-        shared.metrics.record_commit(asked.elapsed());
+        if !outcomes.is_empty() {
+            // Time to record batches (an idle advance records none).
+            shared.metrics.record_commit(asked.elapsed());
+        }
         let (covered, failed): (Vec<Outcome>, Vec<Outcome>) =
             std::mem::take(&mut self.failed).into_iter().partition(|o| o.to <= self.cursor);
         self.failed = failed;
