@@ -20,12 +20,22 @@ pub struct SagaConfig {
     pub step_timeout: Duration,
     /// Longest wait of any retry (the cap of the doubling).
     pub max_step_timeout: Duration,
+    /// Sends of a compensation without a reply after which the saga stops
+    /// in `COMPENSATION_FAILED` (visible, no longer re-sent) for an
+    /// operator: a compensation that keeps failing is a bug or an outage to
+    /// look at, not something to loop on silently.
+    pub compensation_attempts: u32,
 }
 
 impl Default for SagaConfig {
-    /// 30 s per step, retries backing off up to 10 min.
+    /// 30 s per step, retries backing off up to 10 min, a compensation
+    /// sent 10 times (about 1 h 20 min of waiting) before it is given up.
     fn default() -> Self {
-        SagaConfig { step_timeout: Duration::from_secs(30), max_step_timeout: Duration::from_secs(600) }
+        SagaConfig {
+            step_timeout: Duration::from_secs(30),
+            max_step_timeout: Duration::from_secs(600),
+            compensation_attempts: 10,
+        }
     }
 }
 
@@ -46,6 +56,9 @@ impl SagaConfig {
         }
         if self.max_step_timeout > Self::LONGEST_TIMEOUT {
             return invalid("max_step_timeout", "must be at most one week");
+        }
+        if self.compensation_attempts == 0 {
+            return invalid("compensation_attempts", "must be at least 1");
         }
         Ok(())
     }
@@ -73,7 +86,11 @@ mod tests {
     use super::*;
 
     fn config(step: u64, max: u64) -> SagaConfig {
-        SagaConfig { step_timeout: Duration::from_secs(step), max_step_timeout: Duration::from_secs(max) }
+        SagaConfig {
+            step_timeout: Duration::from_secs(step),
+            max_step_timeout: Duration::from_secs(max),
+            ..SagaConfig::default()
+        }
     }
 
     #[test]

@@ -44,7 +44,12 @@
 //! ```
 //! A timeout in `COMMITTING_INVENTORY`, `VOIDING_PAYMENT` or
 //! `RELEASING_INVENTORY` re-sends that step's command as a new attempt; it
-//! never changes the saga's direction.
+//! never changes the saga's direction. A compensation still unanswered after
+//! [`SagaConfig::compensation_attempts`] sends stops the saga in
+//! `COMPENSATION_FAILED` (no deadline, nothing re-sent, the reason in the
+//! stored state, an error logged): a stuck state for an operator, never a
+//! silent loop. Its late reply — once the participant is fixed and its dead
+//! letter re-driven with `saga redrive` — resumes the saga.
 //!
 //! The outcome is always T1…Tn or T1…Tj followed by Cj…C1 (Garcia-Molina &
 //! Salem): a timed-out authorization (or one of the wrong amount) is voided

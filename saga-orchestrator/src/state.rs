@@ -198,11 +198,31 @@ pub enum OrderSaga {
         /// When the saga rejected the order.
         rejected_at: DateTime<Utc>,
     },
+    /// Stopped: a compensation went unanswered `compensation_attempts`
+    /// times (its command is likely dead-lettered). Nothing is re-sent and
+    /// no outcome is published; the order stays pending and may still hold
+    /// stock or a payment. A late reply to the compensation (after the
+    /// participant was fixed and the dead letter re-driven, or it recovered)
+    /// resumes the saga where it stopped.
+    CompensationFailed {
+        /// Correlation id of the saga's messages.
+        saga_id: Uuid,
+        /// The order.
+        order: OrderSnapshot,
+        /// The compensation that got no reply.
+        step: Step,
+        /// Why the saga was compensating (ends up in `OrderRejected`).
+        reason: String,
+        /// Why the compensation was given up.
+        failure: String,
+        /// When it was given up.
+        failed_at: DateTime<Utc>,
+    },
 }
 
 impl OrderSaga {
     /// Every status, in the order of [`OrderSaga`]'s variants.
-    pub const STATUSES: [&'static str; 7] = [
+    pub const STATUSES: [&'static str; 8] = [
         "RESERVING_INVENTORY",
         "AUTHORIZING_PAYMENT",
         "COMMITTING_INVENTORY",
@@ -210,6 +230,7 @@ impl OrderSaga {
         "RELEASING_INVENTORY",
         "APPROVED",
         "REJECTED",
+        "COMPENSATION_FAILED",
     ];
 
     /// The state's name for the `saga` table and logs; equal to the
@@ -223,6 +244,7 @@ impl OrderSaga {
             OrderSaga::ReleasingInventory { .. } => 4,
             OrderSaga::Approved { .. } => 5,
             OrderSaga::Rejected { .. } => 6,
+            OrderSaga::CompensationFailed { .. } => 7,
         };
         Self::STATUSES[index]
     }
@@ -236,7 +258,8 @@ impl OrderSaga {
             | OrderSaga::VoidingPayment { saga_id, .. }
             | OrderSaga::ReleasingInventory { saga_id, .. }
             | OrderSaga::Approved { saga_id, .. }
-            | OrderSaga::Rejected { saga_id, .. } => *saga_id,
+            | OrderSaga::Rejected { saga_id, .. }
+            | OrderSaga::CompensationFailed { saga_id, .. } => *saga_id,
         }
     }
 
@@ -249,11 +272,13 @@ impl OrderSaga {
             | OrderSaga::VoidingPayment { order, .. }
             | OrderSaga::ReleasingInventory { order, .. }
             | OrderSaga::Approved { order, .. }
-            | OrderSaga::Rejected { order, .. } => order,
+            | OrderSaga::Rejected { order, .. }
+            | OrderSaga::CompensationFailed { order, .. } => order,
         }
     }
 
-    /// The step the saga waits on and its attempt; `None` when terminal.
+    /// The step the saga waits on and its attempt; `None` when terminal or
+    /// stopped (no deadline: nothing times out).
     pub fn pending(&self) -> Option<(Step, &Pending)> {
         match self {
             OrderSaga::ReservingInventory { pending, .. } => Some((Step::ReserveInventory, pending)),
@@ -261,7 +286,9 @@ impl OrderSaga {
             OrderSaga::CommittingInventory { pending, .. } => Some((Step::CommitInventory, pending)),
             OrderSaga::VoidingPayment { pending, .. } => Some((Step::VoidPayment, pending)),
             OrderSaga::ReleasingInventory { pending, .. } => Some((Step::ReleaseInventory, pending)),
-            OrderSaga::Approved { .. } | OrderSaga::Rejected { .. } => None,
+            OrderSaga::Approved { .. }
+            | OrderSaga::Rejected { .. }
+            | OrderSaga::CompensationFailed { .. } => None,
         }
     }
 
@@ -276,9 +303,15 @@ impl OrderSaga {
         self.pending().map(|(_, pending)| pending.deadline)
     }
 
-    /// Whether the saga has finished (approved or rejected).
+    /// Whether the saga has nothing more to time out: finished (approved or
+    /// rejected) or stopped in `COMPENSATION_FAILED`.
     pub fn is_terminal(&self) -> bool {
         self.pending().is_none()
+    }
+
+    /// Whether the saga stopped for an operator (`COMPENSATION_FAILED`).
+    pub fn is_stuck(&self) -> bool {
+        matches!(self, OrderSaga::CompensationFailed { .. })
     }
 
     /// Whether the saga is undoing its steps.

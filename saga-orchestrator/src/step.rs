@@ -143,8 +143,11 @@ mod tests {
 
     #[test]
     fn retry_keeps_the_start_and_backs_off() {
-        let config =
-            SagaConfig { step_timeout: Duration::from_secs(10), max_step_timeout: Duration::from_secs(100) };
+        let config = SagaConfig {
+            step_timeout: Duration::from_secs(10),
+            max_step_timeout: Duration::from_secs(100),
+            ..Default::default()
+        };
         let t0 = DateTime::<Utc>::UNIX_EPOCH;
         let first = Pending::first(t0, &config);
         assert_eq!(first.deadline, t0 + TimeDelta::seconds(10));

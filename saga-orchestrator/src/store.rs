@@ -251,7 +251,7 @@ pub async fn lock_overdue(
 ) -> Result<Vec<Overdue>, StoreError> {
     let rows = sqlx::query(
         "SELECT saga_id, state, version FROM saga
-         WHERE deadline < now() AND status NOT IN ('APPROVED', 'REJECTED')
+         WHERE deadline < now() AND status NOT IN ('APPROVED', 'REJECTED', 'COMPENSATION_FAILED')
          ORDER BY deadline
          LIMIT $1
          FOR UPDATE SKIP LOCKED",

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SagaConfig;
 use crate::event::Event;
+use crate::state::OrderSaga;
 use crate::store::{self, StoreError};
 
 /// How often the sweeper looks, and how much it takes at once.
@@ -171,6 +172,10 @@ impl Sweeper {
                 commands = ?next.commands.iter().map(|c| c.message_type()).collect::<Vec<_>>(),
                 "step timed out"
             );
+            if let OrderSaga::CompensationFailed { step, failure, .. } = &next.state {
+                tracing::error!(%saga_id, %step, %failure,
+                    "compensation failed: the saga stopped for an operator (a late reply resumes it)");
+            }
             report.timed_out += 1;
         }
         tx.commit().await.map_err(StoreError::CommitSweep)?;

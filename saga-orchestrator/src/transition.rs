@@ -17,8 +17,12 @@
 //! | `COMMITTING_INVENTORY` | timeout | `COMMITTING_INVENTORY`, attempt + 1 | `CommitInventory` |
 //! | `VOIDING_PAYMENT` | `PaymentVoided` | `RELEASING_INVENTORY` | `ReleaseInventory` |
 //! | `VOIDING_PAYMENT` | timeout | `VOIDING_PAYMENT`, attempt + 1 | `VoidPayment` |
+//! | `VOIDING_PAYMENT` | timeout of the last attempt | `COMPENSATION_FAILED` | none |
 //! | `RELEASING_INVENTORY` | `InventoryReleased` | `REJECTED` | `OrderRejected` |
 //! | `RELEASING_INVENTORY` | timeout | `RELEASING_INVENTORY`, attempt + 1 | `ReleaseInventory` |
+//! | `RELEASING_INVENTORY` | timeout of the last attempt | `COMPENSATION_FAILED` | none |
+//! | `COMPENSATION_FAILED` (void) | `PaymentVoided` | `RELEASING_INVENTORY` | `ReleaseInventory` |
+//! | `COMPENSATION_FAILED` (release) | `InventoryReleased` | `REJECTED` | `OrderRejected` |
 //! | any | anything else | unchanged | none ([`Ignored`]) |
 //!
 //! Why a timeout compensates the step it interrupts: the request may have
@@ -29,7 +33,10 @@
 //! compensated: the commit is re-sent until it is acknowledged. Compensations
 //! cannot abort, so they too are re-sent until acknowledged; each re-send is
 //! a new attempt with a longer deadline (see [`SagaConfig`]), visible in the
-//! state for monitoring.
+//! state for monitoring. A compensation still unanswered after
+//! `compensation_attempts` sends stops the saga in `COMPENSATION_FAILED`
+//! rather than looping silently: an operator fixes the participant and
+//! re-drives its dead letter, and the late reply resumes the saga.
 //!
 //! The contract checks (reserved lines, authorized amount) turn a reply that
 //! does not match the order into a failure of its step, compensated like any
@@ -136,6 +143,9 @@ pub fn transition(
     {
         return Err(TransitionError::MatchOrder { message_type: event.kind.name(), expected, got });
     }
+    if let OrderSaga::CompensationFailed { step, reason, .. } = state {
+        return Ok(resume(state, *step, reason, &event.kind, event.at, config));
+    }
     let Some((waiting_on, pending)) = state.pending() else {
         return Ok(Transition::ignore(state, Ignored::Finished));
     };
@@ -238,6 +248,11 @@ fn advance(
         (S::VoidingPayment { reason, .. }, E::PaymentVoided(_)) => {
             release(saga_id, order, reason.clone(), at, config)
         }
+        (S::VoidingPayment { reason, pending, .. }, E::StepTimedOut { step: Step::VoidPayment })
+            if pending.attempt >= config.compensation_attempts =>
+        {
+            give_up(saga_id, order, Step::VoidPayment, reason, pending, at)
+        }
         (S::VoidingPayment { reason, pending, .. }, E::StepTimedOut { step: Step::VoidPayment }) => {
             let command = command::void(&order, reason, at);
             let (reason, pending) = (reason.clone(), pending.retry(at, config));
@@ -245,6 +260,11 @@ fn advance(
         }
 
         (S::ReleasingInventory { reason, .. }, E::InventoryReleased(_)) => reject(saga_id, order, reason, at),
+        (S::ReleasingInventory { reason, pending, .. }, E::StepTimedOut { step: Step::ReleaseInventory })
+            if pending.attempt >= config.compensation_attempts =>
+        {
+            give_up(saga_id, order, Step::ReleaseInventory, reason, pending, at)
+        }
         (S::ReleasingInventory { reason, pending, .. }, E::StepTimedOut { step: Step::ReleaseInventory }) => {
             let command = command::release(&order, reason, at);
             let (reason, pending) = (reason.clone(), pending.retry(at, config));
@@ -256,6 +276,50 @@ fn advance(
         (_, E::StepTimedOut { .. }) => Transition::ignore(state, Ignored::StaleTimer { waiting_on }),
         _ => Transition::ignore(state, Ignored::NotAwaited { waiting_on }),
     }
+}
+
+/// A saga stopped in `COMPENSATION_FAILED` waits for the reply to its
+/// compensation `step` and carries on from there; nothing else moves it.
+fn resume(
+    state: &OrderSaga,
+    step: Step,
+    reason: &str,
+    kind: &EventKind,
+    at: DateTime<Utc>,
+    config: &SagaConfig,
+) -> Transition {
+    let (saga_id, order) = (state.saga_id(), state.order().clone());
+    match (step, kind) {
+        (Step::VoidPayment, EventKind::PaymentVoided(_)) => {
+            release(saga_id, order, reason.to_owned(), at, config)
+        }
+        (Step::ReleaseInventory, EventKind::InventoryReleased(_)) => reject(saga_id, order, reason, at),
+        (_, EventKind::StepTimedOut { .. }) => {
+            Transition::ignore(state, Ignored::StaleTimer { waiting_on: step })
+        }
+        _ => Transition::ignore(state, Ignored::NotAwaited { waiting_on: step }),
+    }
+}
+
+/// Stops the saga: compensation `step` got no reply to its last attempt.
+fn give_up(
+    saga_id: Uuid,
+    order: OrderSnapshot,
+    step: Step,
+    reason: &str,
+    pending: &Pending,
+    at: DateTime<Utc>,
+) -> Transition {
+    let failure = format!("{}; giving up after {} attempts", timeout_reason(step, pending), pending.attempt);
+    let state = OrderSaga::CompensationFailed {
+        saga_id,
+        order,
+        step,
+        reason: reason.to_owned(),
+        failure,
+        failed_at: at,
+    };
+    Transition { state, commands: Vec::new(), ignored: None }
 }
 
 fn timeout_reason(step: Step, pending: &Pending) -> String {

@@ -1,7 +1,8 @@
 //! Property test of the order saga: random sequences of replies (right,
 //! wrong, duplicated, out of order), timers (current, stale, early) and
 //! misrouted events, checked against the saga's invariants after every
-//! transition, then driven to completion to show every run ends terminal.
+//! transition, then driven to completion to show every run ends terminal
+//! (a saga stopped on an unanswered compensation resumes on its reply).
 
 mod common;
 
@@ -103,11 +104,15 @@ impl Run {
             Ok(t) => t,
             Err(e) => return Err(TestCaseError::fail(format!("own event refused: {e}"))),
         };
-        // Only the awaited step's reply, or its timer once overdue, moves the saga.
-        let awaited = before.pending().is_some_and(|(step, pending)| {
-            event.kind.step() == step
-                && (!matches!(event.kind, EventKind::StepTimedOut { .. }) || pending.is_overdue(event.at))
-        });
+        // Only the awaited step's reply, or its timer once overdue, moves the
+        // saga; a saga stopped on a compensation awaits only its reply.
+        let is_timer = matches!(event.kind, EventKind::StepTimedOut { .. });
+        let awaited = match &before {
+            OrderSaga::CompensationFailed { step, .. } => event.kind.step() == *step && !is_timer,
+            _ => before.pending().is_some_and(|(step, pending)| {
+                event.kind.step() == step && (!is_timer || pending.is_overdue(event.at))
+            }),
+        };
         prop_assert_eq!(
             t.is_ignored(),
             !awaited,
@@ -121,7 +126,17 @@ impl Run {
             prop_assert_eq!(&t.state, &before);
             return Ok(());
         }
-        // Every effective transition emits exactly one message.
+        if t.state.is_stuck() {
+            // Giving up a compensation after its last attempt sends nothing.
+            prop_assert!(t.commands.is_empty(), "{:?}", names(&t.commands));
+            let (step, pending) = before.pending().ok_or_else(|| TestCaseError::fail("stuck from rest"))?;
+            prop_assert!(matches!(step, Step::VoidPayment | Step::ReleaseInventory), "gave up {step}");
+            prop_assert_eq!(pending.attempt, self.fx.config.compensation_attempts);
+            self.check_stored_form(&t.state)?;
+            self.state = t.state;
+            return Ok(());
+        }
+        // Every other effective transition emits exactly one message.
         prop_assert_eq!(t.commands.len(), 1, "{:?}", names(&t.commands));
         let command = &t.commands[0];
         self.check_command(command, &t.state)?;
@@ -203,7 +218,13 @@ impl Run {
             "not a (prefix of a) reverse-compensated run: {shape:?}"
         );
         let outcomes = self.count("OrderApproved") + self.count("OrderRejected");
-        if self.state.is_terminal() {
+        if let OrderSaga::CompensationFailed { step, .. } = &self.state {
+            // Stopped, not finished: no outcome, and the compensation was
+            // sent exactly as often as allowed.
+            prop_assert_eq!(outcomes, 0);
+            let compensation = if *step == Step::VoidPayment { "VoidPayment" } else { "ReleaseInventory" };
+            prop_assert_eq!(self.count(compensation), self.fx.config.compensation_attempts as usize);
+        } else if self.state.is_terminal() {
             prop_assert!(matches!(self.state.status(), "APPROVED" | "REJECTED"));
             prop_assert_eq!(outcomes, 1);
             prop_assert!(
@@ -218,16 +239,27 @@ impl Run {
         Ok(())
     }
 
-    /// Answers the pending step successfully until the saga ends.
+    /// Answers the pending step (or the compensation a stopped saga waits
+    /// on) successfully until the saga ends.
     fn finish(&mut self) -> Result<(), TestCaseError> {
         for _ in 0..5 {
-            let Some(step) = self.state.pending_step() else { break };
+            let step = match &self.state {
+                OrderSaga::CompensationFailed { step, .. } => *step,
+                state => match state.pending_step() {
+                    Some(step) => step,
+                    None => break,
+                },
+            };
             self.clock += TimeDelta::seconds(1);
             let kind = self.fx.success_for(step);
             self.feed(Event::new(self.fx.saga_id, self.clock, kind))?;
             self.check_run()?;
         }
-        prop_assert!(self.state.is_terminal(), "still {} after driving it", self.state.status());
+        prop_assert!(
+            matches!(self.state.status(), "APPROVED" | "REJECTED"),
+            "still {} after driving it",
+            self.state.status()
+        );
         Ok(())
     }
 }

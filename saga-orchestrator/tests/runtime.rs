@@ -12,7 +12,9 @@ use common::Fixture;
 use consumers::{Handler, HandlerError, InboundMessage};
 use events::messages::order::OrderApproved;
 use events::{Message, OutgoingMessage, SchemaRegistry};
-use saga_orchestrator::{SagaConfig, SagaHandler, Step, StoredSaga, Sweeper, SweeperConfig, store};
+use saga_orchestrator::{
+    OrderSaga, SagaConfig, SagaHandler, Step, StoredSaga, Sweeper, SweeperConfig, store,
+};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -136,6 +138,7 @@ fn short(step_timeout_ms: u64) -> SagaConfig {
     SagaConfig {
         step_timeout: Duration::from_millis(step_timeout_ms),
         max_step_timeout: Duration::from_secs(60),
+        ..SagaConfig::default()
     }
 }
 
@@ -409,5 +412,44 @@ async fn concurrent_replies_to_one_saga_serialize_on_its_row_lock() -> TestResul
         (outbox(&db.pool, sequential.order_id).await?, outbox(&db.pool, o.order_id).await?);
     assert_eq!(names(&sent), names(&seq_sent));
     assert_eq!(names(&sent), ["ReserveInventory", "AuthorizePayment", "CommitInventory"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unanswered_compensation_is_stored_as_failed_and_a_late_reply_finishes_it() -> TestResult {
+    let db = database().await?;
+    let quick = SagaConfig { compensation_attempts: 2, ..short(100) };
+    let sweeper = Sweeper::new(db.pool.clone(), quick.clone(), SweeperConfig::default());
+    let handler = SagaHandler::new(quick);
+    let o = order();
+    deliver(&db.pool, &handler, &inbound(&o.created(), None)?).await??;
+    // The reservation times out and is released; the release goes
+    // unanswered twice.
+    for _ in 0..20 {
+        if saga(&db.pool, o.saga_id).await?.1 == "COMPENSATION_FAILED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        sweeper.sweep_once().await?;
+    }
+    let (stored, status, deadline) = saga(&db.pool, o.saga_id).await?;
+    assert_eq!((status.as_str(), deadline), ("COMPENSATION_FAILED", None));
+    let OrderSaga::CompensationFailed { step, failure, .. } = &stored.state else {
+        panic!("{:?}", stored.state)
+    };
+    assert_eq!(*step, Step::ReleaseInventory);
+    assert!(failure.contains("giving up after 2 attempts"), "{failure}");
+    let sent = outbox(&db.pool, o.order_id).await?;
+    assert_eq!(names(&sent), ["ReserveInventory", "ReleaseInventory", "ReleaseInventory"], "no outcome");
+
+    // Stopped: the sweeper leaves it alone.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sweeper.sweep_once().await?.overdue, 0);
+
+    // The participant answers at last (its dead letter re-driven).
+    apply(&db.pool, &handler, &o.released(), o.saga_id).await?;
+    assert_eq!(saga(&db.pool, o.saga_id).await?.1, "REJECTED");
+    let sent = outbox(&db.pool, o.order_id).await?;
+    assert_eq!(names(&sent), ["ReserveInventory", "ReleaseInventory", "ReleaseInventory", "OrderRejected"]);
     Ok(())
 }

@@ -375,7 +375,8 @@ fn every_state_round_trips_through_json_tagged_with_its_status() {
     let rejected = fx.feed(&releasing, fx.at(41), fx.released()).state;
     let committing = fx.feed(&authorizing, fx.at(2), fx.authorized()).state;
     let approved = fx.feed(&committing, fx.at(3), fx.committed()).state;
-    let states = [fx.start().state, authorizing, committing, voiding, releasing, approved, rejected];
+    let stuck = given_up(&fx, releasing.clone());
+    let states = [fx.start().state, authorizing, committing, voiding, releasing, approved, rejected, stuck];
 
     let statuses: Vec<&str> = states.iter().map(OrderSaga::status).collect();
     assert_eq!(statuses, OrderSaga::STATUSES, "one fixture per state, in declaration order");
@@ -398,4 +399,56 @@ fn a_stored_state_keeps_its_deadline_and_attempt() {
     assert_eq!(back.deadline(), retried.deadline());
     assert_eq!(back.deadline(), Some(fx.at(31) + TimeDelta::seconds(60)));
     assert_eq!(back.pending().map(|(s, p)| (s, p.attempt)), Some((Step::CommitInventory, 2)));
+}
+
+/// Times the saga's compensation out until the saga gives it up.
+fn given_up(fx: &Fixture, mut state: OrderSaga) -> OrderSaga {
+    for _ in 0..fx.config.compensation_attempts {
+        state = fx.time_out(&state).state;
+    }
+    state
+}
+
+#[test]
+fn an_unanswered_release_stops_the_saga_visibly_and_its_late_reply_finishes_it() {
+    let fx = Fixture::new();
+    let (mut state, _) = run(&fx, vec![fx.reserved_other_lines().into()]);
+    assert_eq!(state.status(), "RELEASING_INVENTORY");
+    // Every timeout but the last sends the release again.
+    for attempt in 1..fx.config.compensation_attempts {
+        let t = fx.time_out(&state);
+        assert_eq!(names(&t.commands), ["ReleaseInventory"], "after attempt {attempt}");
+        state = t.state;
+    }
+    let stopped = fx.time_out(&state);
+    assert!(stopped.commands.is_empty() && !stopped.is_ignored(), "{stopped:?}");
+    let stuck = stopped.state;
+    assert_eq!((stuck.status(), stuck.deadline(), stuck.is_stuck()), ("COMPENSATION_FAILED", None, true));
+    let OrderSaga::CompensationFailed { step, failure, reason, .. } = &stuck else { panic!("{stuck:?}") };
+    assert_eq!(*step, Step::ReleaseInventory);
+    assert!(
+        failure.contains("RELEASE_INVENTORY") && failure.contains("giving up after 4 attempts"),
+        "{failure}"
+    );
+    assert!(!reason.is_empty());
+
+    // Timers and other replies change nothing; the late release finishes it.
+    let timer = fx.feed(&stuck, fx.at(100_000), EventKind::StepTimedOut { step: Step::ReleaseInventory });
+    assert!(timer.is_ignored() && timer.commands.is_empty());
+    assert!(fx.feed(&stuck, fx.at(100_000), fx.voided()).is_ignored());
+    let done = fx.feed(&stuck, fx.at(100_001), fx.released());
+    assert_eq!(names(&done.commands), ["OrderRejected"]);
+    assert_eq!(done.state.status(), "REJECTED");
+}
+
+#[test]
+fn an_unanswered_void_stops_the_saga_and_its_late_reply_goes_on_to_the_release() {
+    let fx = Fixture::new();
+    let voiding = fx.time_out(&authorizing(&fx)).state;
+    let stuck = given_up(&fx, voiding);
+    assert_eq!(stuck.status(), "COMPENSATION_FAILED");
+    assert!(fx.feed(&stuck, fx.at(100_000), fx.released()).is_ignored(), "the release is not due yet");
+    let t = fx.feed(&stuck, fx.at(100_000), fx.voided());
+    assert_eq!(names(&t.commands), ["ReleaseInventory"]);
+    assert_eq!(t.state.pending().map(|(s, p)| (s, p.attempt)), Some((Step::ReleaseInventory, 1)));
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use saga_orchestrator::{Orchestrator, OrchestratorConfig};
+use saga_orchestrator::{Orchestrator, OrchestratorConfig, SagaConfig};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,10 @@ struct Config {
     /// How long a step's first attempt waits for its reply, in milliseconds.
     #[arg(long, env = "STEP_TIMEOUT_MS", default_value_t = 30_000)]
     step_timeout_ms: u64,
+    /// Sends of a compensation without a reply before the saga stops in
+    /// COMPENSATION_FAILED for an operator.
+    #[arg(long, env = "COMPENSATION_ATTEMPTS", default_value_t = SagaConfig::default().compensation_attempts)]
+    compensation_attempts: u32,
     /// How often overdue sagas are timed out, in milliseconds.
     #[arg(long, env = "SWEEP_INTERVAL_MS", default_value_t = 1_000)]
     sweep_interval_ms: u64,
@@ -37,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let mut orchestrator = OrchestratorConfig::new(config.bootstrap_servers, config.group_id)
         .with_step_timeout(Duration::from_millis(config.step_timeout_ms));
     orchestrator.sweeper.interval = Duration::from_millis(config.sweep_interval_ms);
+    orchestrator.saga.compensation_attempts = config.compensation_attempts;
     orchestrator.validate()?;
 
     let pool = sqlx::PgPool::connect(&config.database_url).await.context("connecting to the database")?;

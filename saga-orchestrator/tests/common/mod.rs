@@ -36,6 +36,7 @@ impl Fixture {
             config: SagaConfig {
                 step_timeout: Duration::from_secs(30),
                 max_step_timeout: Duration::from_secs(240),
+                compensation_attempts: 4,
             },
             t0: DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
         }
