@@ -29,7 +29,7 @@ pub struct SagaConfig {
 
 impl Default for SagaConfig {
     /// 30 s per step, retries backing off up to 10 min, a compensation
-    /// sent 10 times (about 1 h 20 min of waiting) before it is given up.
+    /// sent 10 times (about 1 h 05 min of waiting) before it is given up.
     fn default() -> Self {
         SagaConfig {
             step_timeout: Duration::from_secs(30),
@@ -45,7 +45,8 @@ impl SagaConfig {
     pub const LONGEST_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
     /// Checks that the timeouts are positive, ordered and at most
-    /// [`LONGEST_TIMEOUT`](Self::LONGEST_TIMEOUT).
+    /// [`LONGEST_TIMEOUT`](Self::LONGEST_TIMEOUT), and that a compensation
+    /// is sent at least once.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |field, problem| Err(Error::ValidateConfig { field, problem });
         if self.step_timeout.is_zero() {

@@ -41,6 +41,9 @@
 //!      │ committed
 //!      ▼
 //! APPROVED
+//!
+//! VOIDING_PAYMENT / RELEASING_INVENTORY ──last attempt timed out──▶ COMPENSATION_FAILED
+//! COMPENSATION_FAILED ──voided / released (late)──▶ RELEASING_INVENTORY / REJECTED
 //! ```
 //! A timeout in `COMMITTING_INVENTORY`, `VOIDING_PAYMENT` or
 //! `RELEASING_INVENTORY` re-sends that step's command as a new attempt; it
@@ -84,7 +87,9 @@
 //!   (inbox), each command is published at least once (outbox relay), and a
 //!   crash anywhere leaves either the old state with no new commands or the
 //!   new state with all of them; the sweeper then re-sends or compensates
-//!   whatever waits past its deadline, so every saga ends terminal.
+//!   whatever waits past its deadline, so every saga ends terminal — or,
+//!   when a compensation goes unanswered too long, stops visibly in
+//!   `COMPENSATION_FAILED` until its reply comes.
 //!
 //! ## Layout
 //! The saga's logic (pure):

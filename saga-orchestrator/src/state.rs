@@ -292,21 +292,21 @@ impl OrderSaga {
         }
     }
 
-    /// The step the saga waits on; `None` when terminal.
+    /// The step the saga waits on; `None` when terminal or stopped.
     pub fn pending_step(&self) -> Option<Step> {
         self.pending().map(|(step, _)| step)
     }
 
-    /// When the current step is overdue; `None` when terminal. The
+    /// When the current step is overdue; `None` when terminal or stopped. The
     /// orchestrator indexes this to find sagas to time out.
     pub fn deadline(&self) -> Option<DateTime<Utc>> {
         self.pending().map(|(_, pending)| pending.deadline)
     }
 
-    /// Whether the saga has nothing more to time out: finished (approved or
-    /// rejected) or stopped in `COMPENSATION_FAILED`.
+    /// Whether the saga has finished (approved or rejected). A saga stopped
+    /// in `COMPENSATION_FAILED` has not: see [`is_stuck`](Self::is_stuck).
     pub fn is_terminal(&self) -> bool {
-        self.pending().is_none()
+        matches!(self, OrderSaga::Approved { .. } | OrderSaga::Rejected { .. })
     }
 
     /// Whether the saga stopped for an operator (`COMPENSATION_FAILED`).

@@ -6,7 +6,9 @@
 //! `FOR UPDATE SKIP LOCKED` ([`store::lock_overdue`]), feed each an
 //! [`EventKind::StepTimedOut`](crate::EventKind::StepTimedOut) for the step
 //! it waits on, store the new states and enqueue their commands (the
-//! compensation, or the re-sent command of a retried step), commit.
+//! compensation, or the re-sent command of a retried step; nothing when a
+//! compensation is given up and the saga stops in `COMPENSATION_FAILED`),
+//! commit.
 //!
 //! Why this is safe with several orchestrator instances, each running a
 //! sweeper: a saga locked by one sweeper is skipped by the others, and a saga
@@ -67,8 +69,10 @@ impl SweeperConfig {
 pub struct SweepReport {
     /// Overdue sagas locked by this sweep.
     pub overdue: usize,
-    /// Sagas whose step was timed out (compensated or re-sent).
+    /// Sagas whose step was timed out (compensated, re-sent, or given up).
     pub timed_out: usize,
+    /// Of those, sagas stopped in `COMPENSATION_FAILED` by this sweep.
+    pub stopped: usize,
     /// Sagas whose transition ignored the timer (a deadline stored with more
     /// precision than the clock; they come back on the next sweep).
     pub ignored: usize,
@@ -175,6 +179,7 @@ impl Sweeper {
             if let OrderSaga::CompensationFailed { step, failure, .. } = &next.state {
                 tracing::error!(%saga_id, %step, %failure,
                     "compensation failed: the saga stopped for an operator (a late reply resumes it)");
+                report.stopped += 1;
             }
             report.timed_out += 1;
         }

@@ -78,7 +78,8 @@ pub enum Ignored {
         /// The step the saga waits on.
         waiting_on: Step,
     },
-    /// A timer of a step the saga is no longer on.
+    /// A timer of a step the saga is no longer on (or of the compensation
+    /// a stopped saga gave up: it waits for the reply only).
     StaleTimer {
         /// The step the saga waits on.
         waiting_on: Step,
@@ -310,7 +311,11 @@ fn give_up(
     pending: &Pending,
     at: DateTime<Utc>,
 ) -> Transition {
-    let failure = format!("{}; giving up after {} attempts", timeout_reason(step, pending), pending.attempt);
+    let failure = format!(
+        "no reply to {step} after {} attempts, the last due {}",
+        pending.attempt,
+        pending.deadline.to_rfc3339()
+    );
     let state = OrderSaga::CompensationFailed {
         saga_id,
         order,
