@@ -3,7 +3,10 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "saga", about = "Operate the saga system: topics, relay, tail, dead-letter re-drive")]
+#[command(
+    name = "saga",
+    about = "Operate the saga system: topics, relay, tail, dead-letter re-drive, resume stopped sagas"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,10 +22,13 @@ enum Command {
     Tail(tail::Args),
     /// Send dead letters back to their original topic (event ids kept).
     Redrive(redrive::Args),
+    /// Send the compensation of sagas stopped in COMPENSATION_FAILED again.
+    Resume(resume::Args),
 }
 
 mod redrive;
 mod relay;
+mod resume;
 mod tail;
 mod topics;
 
@@ -34,5 +40,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Relay(a) => relay::run(a).await,
         Command::Tail(a) => tail::run(a).await,
         Command::Redrive(a) => redrive::run(a).await,
+        Command::Resume(a) => resume::run(a).await,
     }
 }

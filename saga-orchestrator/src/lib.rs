@@ -111,6 +111,8 @@
 //!   advances it under its row lock.
 //! * [`sweeper`] — [`Sweeper`]: times out overdue sagas, `FOR UPDATE SKIP
 //!   LOCKED`, safe with several instances.
+//! * [`operator`] — [`resume()`]: an operator sends a stopped saga's
+//!   compensation again (`saga resume`).
 //! * [`orchestrator`] — [`Orchestrator`] and [`OrchestratorConfig`]: the
 //!   consumer and the sweeper until cancelled.
 //! * `src/bin/saga-orchestrator.rs` — the binary: configuration from the
@@ -173,6 +175,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod operator;
 pub mod orchestrator;
 pub mod state;
 pub mod step;
@@ -185,6 +188,7 @@ pub use config::SagaConfig;
 pub use error::{Error, TransitionError};
 pub use event::{Event, EventKind};
 pub use handler::{SagaHandler, TOPICS};
+pub use operator::{ResumeError, Resumed, resume};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 pub use state::{Authorization, OrderSaga, OrderSnapshot};
 pub use step::{Pending, Step, StepKind};

@@ -381,6 +381,20 @@ impl OrderSaga {
         start(saga_id, created, at, config)
     }
 
+    /// An operator's retry of a saga stopped in `COMPENSATION_FAILED`: its
+    /// compensation is sent again as a first attempt, with the saga's
+    /// original reason, and the saga waits for it as before. `None` for a
+    /// saga in any other state.
+    pub fn resume_compensation(&self, at: DateTime<Utc>, config: &SagaConfig) -> Option<Transition> {
+        let OrderSaga::CompensationFailed { saga_id, order, step, reason, .. } = self else { return None };
+        let (saga_id, order, reason) = (*saga_id, order.clone(), reason.clone());
+        match step {
+            Step::VoidPayment => Some(void(saga_id, order, reason, at, config)),
+            Step::ReleaseInventory => Some(release(saga_id, order, reason, at, config)),
+            _ => None,
+        }
+    }
+
     /// [`transition`]: feeds `event` to this saga.
     pub fn handle(&self, event: &Event, config: &SagaConfig) -> Result<Transition, TransitionError> {
         transition(self, event, config)

@@ -13,7 +13,7 @@ use consumers::{Handler, HandlerError, InboundMessage};
 use events::messages::order::OrderApproved;
 use events::{Message, OutgoingMessage, SchemaRegistry};
 use saga_orchestrator::{
-    OrderSaga, SagaConfig, SagaHandler, Step, StoredSaga, Sweeper, SweeperConfig, store,
+    OrderSaga, ResumeError, SagaConfig, SagaHandler, Step, StoredSaga, Sweeper, SweeperConfig, store,
 };
 use serde_json::Value;
 use sqlx::{PgPool, Row};
@@ -422,16 +422,7 @@ async fn an_unanswered_compensation_is_stored_as_failed_and_a_late_reply_finishe
     let sweeper = Sweeper::new(db.pool.clone(), quick.clone(), SweeperConfig::default());
     let handler = SagaHandler::new(quick);
     let o = order();
-    deliver(&db.pool, &handler, &inbound(&o.created(), None)?).await??;
-    // The reservation times out and is released; the release goes
-    // unanswered twice.
-    for _ in 0..20 {
-        if saga(&db.pool, o.saga_id).await?.1 == "COMPENSATION_FAILED" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        sweeper.sweep_once().await?;
-    }
+    stop_on_the_release(&db.pool, &handler, &sweeper, &o).await?;
     let (stored, status, deadline) = saga(&db.pool, o.saga_id).await?;
     assert_eq!((status.as_str(), deadline), ("COMPENSATION_FAILED", None));
     let OrderSaga::CompensationFailed { step, failure, .. } = &stored.state else {
@@ -451,5 +442,59 @@ async fn an_unanswered_compensation_is_stored_as_failed_and_a_late_reply_finishe
     assert_eq!(saga(&db.pool, o.saga_id).await?.1, "REJECTED");
     let sent = outbox(&db.pool, o.order_id).await?;
     assert_eq!(names(&sent), ["ReserveInventory", "ReleaseInventory", "ReleaseInventory", "OrderRejected"]);
+    Ok(())
+}
+
+/// Starts the saga of `o` and lets the sweeper time it out until it stops:
+/// the reservation times out and is released, and the release goes
+/// unanswered `compensation_attempts` times.
+async fn stop_on_the_release(
+    pool: &PgPool,
+    handler: &SagaHandler,
+    sweeper: &Sweeper,
+    o: &Fixture,
+) -> TestResult {
+    deliver(pool, handler, &inbound(&o.created(), None)?).await??;
+    for _ in 0..20 {
+        if saga(pool, o.saga_id).await?.1 == "COMPENSATION_FAILED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        sweeper.sweep_once().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_operator_resumes_a_stopped_saga_by_sending_its_compensation_again() -> TestResult {
+    let db = database().await?;
+    let quick = SagaConfig { compensation_attempts: 2, ..short(100) };
+    let sweeper = Sweeper::new(db.pool.clone(), quick.clone(), SweeperConfig::default());
+    let handler = SagaHandler::new(quick.clone());
+    let o = order();
+    stop_on_the_release(&db.pool, &handler, &sweeper, &o).await?;
+    assert_eq!(saga(&db.pool, o.saga_id).await?.1, "COMPENSATION_FAILED");
+
+    let patient = SagaConfig::default();
+    let resumed = saga_orchestrator::resume(&db.pool, o.saga_id, &patient).await?;
+    assert_eq!((resumed.status, resumed.command), ("RELEASING_INVENTORY", "saga.inventory.ReleaseInventory"));
+    let (stored, status, deadline) = saga(&db.pool, o.saga_id).await?;
+    assert_eq!(status, "RELEASING_INVENTORY");
+    assert!(deadline.is_some(), "the re-sent release is timed again");
+    assert_eq!(stored.state.pending().map(|(step, p)| (step, p.attempt)), Some((Step::ReleaseInventory, 1)));
+    let sent = outbox(&db.pool, o.order_id).await?;
+    assert_eq!(
+        names(&sent),
+        ["ReserveInventory", "ReleaseInventory", "ReleaseInventory", "ReleaseInventory"]
+    );
+
+    // Only a stopped saga is resumed.
+    let again = saga_orchestrator::resume(&db.pool, o.saga_id, &patient).await;
+    assert!(matches!(again, Err(ResumeError::NotStopped { status: "RELEASING_INVENTORY", .. })), "{again:?}");
+    let unknown = saga_orchestrator::resume(&db.pool, Uuid::now_v7(), &patient).await;
+    assert!(matches!(unknown, Err(ResumeError::NotFound(_))), "{unknown:?}");
+
+    apply(&db.pool, &handler, &o.released(), o.saga_id).await?;
+    assert_eq!(saga(&db.pool, o.saga_id).await?.1, "REJECTED");
     Ok(())
 }

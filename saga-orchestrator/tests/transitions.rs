@@ -452,3 +452,22 @@ fn an_unanswered_void_stops_the_saga_and_its_late_reply_goes_on_to_the_release()
     assert_eq!(names(&t.commands), ["ReleaseInventory"]);
     assert_eq!(t.state.pending().map(|(s, p)| (s, p.attempt)), Some((Step::ReleaseInventory, 1)));
 }
+
+#[test]
+fn an_operator_resumes_a_stopped_saga_with_a_first_attempt_of_its_compensation() {
+    let fx = Fixture::new();
+    let voiding = fx.time_out(&authorizing(&fx)).state;
+    let OrderSaga::VoidingPayment { reason, .. } = &voiding else { panic!("{voiding:?}") };
+    let reason = reason.clone();
+    let stuck = given_up(&fx, voiding);
+    let resumed = stuck.resume_compensation(fx.at(100_000), &fx.config).expect("a stopped saga resumes");
+    assert_eq!(names(&resumed.commands), ["VoidPayment"]);
+    let OrderSaga::VoidingPayment { reason: kept, pending, .. } = &resumed.state else {
+        panic!("{resumed:?}")
+    };
+    assert_eq!((kept, pending.attempt), (&reason, 1));
+    assert_eq!(resumed.state.deadline(), Some(fx.at(100_000) + TimeDelta::seconds(30)));
+    // Nothing else is resumed.
+    assert!(authorizing(&fx).resume_compensation(fx.at(1), &fx.config).is_none());
+    assert!(resumed.state.resume_compensation(fx.at(1), &fx.config).is_none());
+}
