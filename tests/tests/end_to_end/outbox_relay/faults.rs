@@ -6,9 +6,6 @@
 //! sent again for it. Every event arrives exactly once, in per-key
 //! order, no lease is lost, and the cursors end past the last row.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::support::*;
@@ -68,27 +65,7 @@ async fn failed_cursor_writes_lose_nothing_and_send_nothing_twice() -> anyhow::R
     anyhow::ensure!(all_held, "the relay did not take every lane");
     let epochs_before = lane_owners(&s.pool).await?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let (pool, topic, stop) = (s.pool.clone(), s.topic.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let mut next = vec![0u64; KEYS_PER_WRITER as usize];
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let mut tx = pool.begin().await?;
-                for _ in 0..3 {
-                    let k = (i % KEYS_PER_WRITER) as usize;
-                    outbox::enqueue(&mut tx, &message(&topic, &format!("w{w}-k{k}"), next[k])).await?;
-                    next[k] += 1;
-                    i += 1;
-                }
-                tx.commit().await?;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            anyhow::Ok((w, next))
-        }));
-    }
+    let writers = Writers::start(&s.pool, &s.topic, WRITERS, KEYS_PER_WRITER, 3, Duration::from_millis(5));
     set_fault_rate(&s.pool, 0.3).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // A record the broker refuses is parked by a transaction of its own,
@@ -104,14 +81,7 @@ async fn failed_cursor_writes_lose_nothing_and_send_nothing_twice() -> anyhow::R
     let in_outage = faults(&s.pool).await? - before_outage;
     set_fault_rate(&s.pool, 0.0).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut expected = HashMap::new();
-    for w in writers {
-        let (w, next) = w.await??;
-        for (k, n) in next.iter().enumerate() {
-            expected.insert(format!("w{w}-k{k}"), *n);
-        }
-    }
+    let expected = writers.stop().await?;
     let total: u64 = expected.values().sum();
 
     let seen = consume_until(&bootstrap, &s.topic, s.partitions, Duration::from_secs(120), |v| {

@@ -3,9 +3,6 @@
 //! event is in Kafka at least once, in per-key order; duplicates (same event
 //! id) are bounded by the batches in flight at the kills.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::support::*;
@@ -27,27 +24,7 @@ async fn kill_9_at_random_moments_loses_nothing_and_keeps_key_order() -> anyhow:
     let bootstrap = s.env.broker.bootstrap_servers().to_owned();
 
     // Writers: each owns its keys and commits 5 events per transaction.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let (pool, topic, stop) = (s.pool.clone(), s.topic.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let mut next = vec![0u64; KEYS_PER_WRITER as usize];
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let mut tx = pool.begin().await?;
-                for _ in 0..5 {
-                    let k = (i % KEYS_PER_WRITER) as usize;
-                    outbox::enqueue(&mut tx, &message(&topic, &format!("w{w}-k{k}"), next[k])).await?;
-                    next[k] += 1;
-                    i += 1;
-                }
-                tx.commit().await?;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            anyhow::Ok((w, next))
-        }));
-    }
+    let writers = Writers::start(&s.pool, &s.topic, WRITERS, KEYS_PER_WRITER, 5, Duration::from_millis(20));
 
     for round in 0..KILLS {
         let mut relay = RelayProcess::spawn(&format!("relay-{round}"), &s.db_url, &bootstrap, LEASE_TTL_MS)?;
@@ -56,14 +33,7 @@ async fn kill_9_at_random_moments_loses_nothing_and_keeps_key_order() -> anyhow:
         tokio::time::sleep(lifetime).await;
         relay.kill9()?;
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut expected = HashMap::new();
-    for w in writers {
-        let (w, next) = w.await??;
-        for (k, n) in next.iter().enumerate() {
-            expected.insert(format!("w{w}-k{k}"), *n);
-        }
-    }
+    let expected = writers.stop().await?;
     let total: u64 = expected.values().sum();
 
     // A final relay drains the rest.

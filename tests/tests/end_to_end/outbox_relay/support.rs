@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -337,4 +339,64 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(false)
+}
+
+/// Writers committing a steady stream until stopped: writer `w` owns the
+/// keys `w{w}-k0..` and commits `per_tx` events per transaction, round-robin
+/// over its keys, pausing between transactions.
+pub(crate) struct Writers {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<anyhow::Result<WriterCounts>>>,
+}
+
+/// A writer and the next sequence number of each of its keys.
+type WriterCounts = (u64, Vec<u64>);
+
+impl Writers {
+    pub(crate) fn start(
+        pool: &PgPool,
+        topic: &str,
+        writers: u64,
+        keys: u64,
+        per_tx: u64,
+        pause: Duration,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..writers)
+            .map(|w| {
+                let (pool, topic, stop) = (pool.clone(), topic.to_owned(), stop.clone());
+                tokio::spawn(async move {
+                    let mut next = vec![0u64; keys as usize];
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut tx = pool.begin().await?;
+                        for _ in 0..per_tx {
+                            let k = (i % keys) as usize;
+                            outbox::enqueue(&mut tx, &message(&topic, &format!("w{w}-k{k}"), next[k]))
+                                .await?;
+                            next[k] += 1;
+                            i += 1;
+                        }
+                        tx.commit().await?;
+                        tokio::time::sleep(pause).await;
+                    }
+                    anyhow::Ok((w, next))
+                })
+            })
+            .collect();
+        Writers { stop, tasks }
+    }
+
+    /// Stops the writers; returns how many events each key committed.
+    pub(crate) async fn stop(self) -> anyhow::Result<HashMap<String, u64>> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut expected = HashMap::new();
+        for task in self.tasks {
+            let (w, next) = task.await??;
+            for (k, n) in next.iter().enumerate() {
+                expected.insert(format!("w{w}-k{k}"), *n);
+            }
+        }
+        Ok(expected)
+    }
 }
