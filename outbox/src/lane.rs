@@ -362,24 +362,24 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                 // forward, so moves still on their way cannot undo it). It
                 // is idempotent, so a failure is tried again, not resent;
                 // only a stop gives up (the next holder resends the batch).
-                let mut outcome = Some(outcome);
-                while let Some(o) = outcome.take() {
+                loop {
                     let asked = Instant::now();
                     match store::commit(&shared.pool, token, to, &decision.park, ttl_ms).await {
                         Ok(()) => {
-                            recorder.confirm(to, asked, vec![o], &shared, &clock);
+                            recorder.confirm(to, asked, vec![outcome], &shared, &clock);
                             retry = None;
                             for p in &decision.park {
                                 tracing::warn!(lane = lease.lane, row = p.id, reason = %p.reason, "outbox row parked");
                             }
+                            break;
                         }
                         Err(e @ OutboxError::LeaseLost { .. }) => return Err(e),
                         Err(e) => {
                             tracing::warn!(lane = lease.lane, error = %e, "outbox could not park; trying again");
                             shared.metrics.record_failed_cursor_write();
-                            match pause(&mut retry).await {
-                                true => must_resend = true,
-                                false => outcome = Some(o),
+                            if pause(&mut retry).await {
+                                must_resend = true;
+                                break;
                             }
                         }
                     }
