@@ -418,11 +418,7 @@ async fn concurrent_replies_to_one_saga_serialize_on_its_row_lock() -> TestResul
 #[tokio::test]
 async fn an_unanswered_compensation_is_stored_as_failed_and_a_late_reply_finishes_it() -> TestResult {
     let db = database().await?;
-    let quick = SagaConfig { compensation_attempts: 2, ..short(100) };
-    let sweeper = Sweeper::new(db.pool.clone(), quick.clone(), SweeperConfig::default());
-    let handler = SagaHandler::new(quick);
-    let o = order();
-    stop_on_the_release(&db.pool, &handler, &sweeper, &o).await?;
+    let (o, handler, sweeper) = stopped_on_the_release(&db.pool).await?;
     let (stored, status, deadline) = saga(&db.pool, o.saga_id).await?;
     assert_eq!((status.as_str(), deadline), ("COMPENSATION_FAILED", None));
     let OrderSaga::CompensationFailed { step, failure, .. } = &stored.state else {
@@ -445,16 +441,16 @@ async fn an_unanswered_compensation_is_stored_as_failed_and_a_late_reply_finishe
     Ok(())
 }
 
-/// Starts the saga of `o` and lets the sweeper time it out until it stops:
-/// the reservation times out and is released, and the release goes
-/// unanswered `compensation_attempts` times.
-async fn stop_on_the_release(
-    pool: &PgPool,
-    handler: &SagaHandler,
-    sweeper: &Sweeper,
-    o: &Fixture,
-) -> TestResult {
-    deliver(pool, handler, &inbound(&o.created(), None)?).await??;
+/// Starts a saga whose compensation is given up after 2 sends and lets the
+/// sweeper time it out until it stops: the reservation times out and is
+/// released, and the release goes unanswered twice. Returns the order and
+/// the handler and sweeper that ran it.
+async fn stopped_on_the_release(pool: &PgPool) -> anyhow::Result<(Fixture, SagaHandler, Sweeper)> {
+    let quick = SagaConfig { compensation_attempts: 2, ..short(100) };
+    let sweeper = Sweeper::new(pool.clone(), quick.clone(), SweeperConfig::default());
+    let handler = SagaHandler::new(quick);
+    let o = order();
+    deliver(pool, &handler, &inbound(&o.created(), None)?).await??;
     for _ in 0..20 {
         if saga(pool, o.saga_id).await?.1 == "COMPENSATION_FAILED" {
             break;
@@ -462,17 +458,13 @@ async fn stop_on_the_release(
         tokio::time::sleep(Duration::from_millis(150)).await;
         sweeper.sweep_once().await?;
     }
-    Ok(())
+    Ok((o, handler, sweeper))
 }
 
 #[tokio::test]
 async fn an_operator_resumes_a_stopped_saga_by_sending_its_compensation_again() -> TestResult {
     let db = database().await?;
-    let quick = SagaConfig { compensation_attempts: 2, ..short(100) };
-    let sweeper = Sweeper::new(db.pool.clone(), quick.clone(), SweeperConfig::default());
-    let handler = SagaHandler::new(quick.clone());
-    let o = order();
-    stop_on_the_release(&db.pool, &handler, &sweeper, &o).await?;
+    let (o, handler, _) = stopped_on_the_release(&db.pool).await?;
     assert_eq!(saga(&db.pool, o.saga_id).await?.1, "COMPENSATION_FAILED");
 
     let patient = SagaConfig::default();
