@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use consumers::dead_letter::header as dlq;
 use producers::{KafkaPublisher, ProducerConfig, Publisher, Record};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 
@@ -23,9 +22,8 @@ use rdkafka::message::{Headers, Message};
 pub(crate) struct Args {
     /// Dead-letter topic to drain, e.g. `inventory.commands.dlq`.
     dlq_topic: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
-    bootstrap_servers: String,
+    #[command(flatten)]
+    kafka: producers::KafkaConnection,
     /// Consumer group that remembers what was re-driven.
     #[arg(long, default_value = "saga-redrive")]
     group: String,
@@ -42,15 +40,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+    args.kafka.verify(Duration::from_secs(10)).await?;
+    let consumer: BaseConsumer = args
+        .kafka
+        .client_config()?
         .set("group.id", &args.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()
         .context("creating the Kafka consumer")?;
     consumer.subscribe(&[&args.dlq_topic]).context("subscribing")?;
-    let publisher = KafkaPublisher::new(&ProducerConfig::new(args.bootstrap_servers.clone()))
+    let publisher = KafkaPublisher::new(&ProducerConfig::from_connection(&args.kafka)?)
         .context("creating the producer")?;
 
     let (mut sent, mut skipped) = (0usize, 0usize);

@@ -14,9 +14,8 @@ pub(crate) struct Args {
     /// PostgreSQL URL of the database that holds the outbox.
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
-    bootstrap_servers: String,
+    #[command(flatten)]
+    kafka: producers::KafkaConnection,
     /// Total number of lanes to configure (only changeable while no relay
     /// runs and the outbox is drained); omit to keep the current setting.
     #[arg(long, env = "OUTBOX_LANES")]
@@ -71,11 +70,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .connect(&args.database_url)
         .await
         .context("connecting to PostgreSQL")?;
+    args.kafka.verify(Duration::from_secs(10)).await?;
     let producer = ProducerConfig {
-        bootstrap_servers: args.bootstrap_servers,
         client_id: format!("saga-relay-{}", config.relay_id),
         linger_ms: args.linger_ms,
-        ..Default::default()
+        ..ProducerConfig::from_connection(&args.kafka)?
     };
     let relay = OutboxRelay::new(pool, producer, config).context("creating the relay")?;
     let cancel = CancellationToken::new();

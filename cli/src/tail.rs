@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -19,9 +18,8 @@ use serde_json::{Map, Value, json};
 pub(crate) struct Args {
     /// Topic to read.
     topic: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
-    bootstrap_servers: String,
+    #[command(flatten)]
+    kafka: producers::KafkaConnection,
     /// Stop after this many records.
     #[arg(long)]
     count: Option<usize>,
@@ -39,8 +37,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn tail(args: Args) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+    let consumer: BaseConsumer = args
+        .kafka
+        .client_config()?
         .set("group.id", "saga-tail")
         .set("enable.auto.commit", "false")
         .create()

@@ -53,17 +53,32 @@ pub struct ConsumerConfig {
     /// On shutdown, how long committing and leaving the group may take. The
     /// whole shutdown is bounded by `in_flight_grace + close_timeout`.
     pub close_timeout: Duration,
-    /// librdkafka `session.timeout.ms`: how soon a crashed member's
-    /// partitions move to another member. The default is Kafka's, 45 s. Do
-    /// not go much lower without measuring: a broker busy serving a large
-    /// fetch may answer heartbeats late (tansu's SQLite engine took 28 s for
-    /// a first fetch of 5,000 records, and a 6 s session expired over and
-    /// over, discarding each fetch and never consuming anything).
+    /// librdkafka `group.instance.id`: static group membership. A member
+    /// that restarts with the same id gets its partitions back at once,
+    /// without a rebalance and without waiting out its old session; `None`
+    /// joins dynamically (a restart waits for the dead member's session to
+    /// expire). Stable per replica and unique in the group: a second live
+    /// member with the same id fences the first, which then stops with
+    /// [`ConsumerError::Fatal`](crate::ConsumerError::Fatal). See
+    /// [`instance_id_for`].
+    pub group_instance_id: Option<String>,
+    /// librdkafka `session.timeout.ms`: how long the group waits for a
+    /// member that stopped heartbeating before its partitions move to
+    /// another member. With a [`group_instance_id`](Self::group_instance_id)
+    /// a restarted member does not wait for it, so it only bounds a member
+    /// that is gone for good or cut off. 20 s (Kafka's default is 45 s):
+    /// six heartbeats (every 3 s) plus a broker failover of a few seconds
+    /// fit in it, so a leader change or a long GC pause does not cost a
+    /// rebalance.
     pub session_timeout: Duration,
     /// librdkafka `max.poll.interval.ms`: a member that does not poll for this
     /// long leaves the group. Must exceed the worst-case retry time.
     pub max_poll_interval: Duration,
-    /// Raw librdkafka settings applied last (security, tuning).
+    /// librdkafka settings of the connection (security), given to the
+    /// consumer and to its dead-letter producer alike; see
+    /// [`ConsumerConfig::with_connection`].
+    pub connection: Vec<(String, String)>,
+    /// Raw librdkafka settings of the consumer alone, applied last (tuning).
     pub overrides: Vec<(String, String)>,
 }
 
@@ -81,8 +96,10 @@ impl Default for ConsumerConfig {
             commit_interval: Duration::from_secs(1),
             in_flight_grace: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
-            session_timeout: Duration::from_secs(45),
+            group_instance_id: None,
+            session_timeout: Duration::from_secs(20),
             max_poll_interval: Duration::from_secs(300),
+            connection: Vec::new(),
             overrides: Vec::new(),
         }
     }
@@ -97,6 +114,32 @@ impl ConsumerConfig {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             ..Default::default()
         }
+    }
+
+    /// What a service binary runs with: `kafka`'s connection, client id
+    /// `service`, and static membership with [`instance_id_for`]`(service)`.
+    pub fn for_service(
+        service: &str,
+        kafka: &producers::KafkaConnection,
+        group_id: impl Into<String>,
+        topics: &[&str],
+    ) -> Result<Self, producers::ConnectionError> {
+        let config = ConsumerConfig {
+            client_id: service.to_owned(),
+            group_instance_id: instance_id_for(service),
+            ..ConsumerConfig::new("", group_id, topics)
+        };
+        config.with_connection(kafka)
+    }
+
+    /// Takes bootstrap servers and connection properties from `kafka`.
+    pub fn with_connection(
+        mut self,
+        kafka: &producers::KafkaConnection,
+    ) -> Result<Self, producers::ConnectionError> {
+        self.bootstrap_servers = kafka.bootstrap_servers.clone();
+        self.connection = kafka.resolved_properties()?;
+        Ok(self)
     }
 
     /// The inbox name: [`consumer_name`](Self::consumer_name), or the group
@@ -122,6 +165,9 @@ impl ConsumerConfig {
                 events::topics::DLQ_SUFFIX
             ));
         }
+        if self.group_instance_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            return Err("group_instance_id is empty (use None for dynamic membership)".into());
+        }
         if !matches!(self.auto_offset_reset.as_str(), "earliest" | "latest") {
             return Err(format!(
                 "auto_offset_reset must be `earliest` or `latest`, got `{}`",
@@ -140,10 +186,16 @@ impl ConsumerConfig {
         Ok(())
     }
 
-    /// The librdkafka configuration: manual offset store and commit, the
-    /// group, timeouts, then [`overrides`](Self::overrides).
+    /// The librdkafka configuration: the connection, manual offset store
+    /// and commit, the group, timeouts, then [`overrides`](Self::overrides).
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
+        for (k, v) in &self.connection {
+            c.set(k, v);
+        }
+        if let Some(id) = &self.group_instance_id {
+            c.set("group.instance.id", id);
+        }
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("group.id", &self.group_id)
             .set("client.id", &self.client_id)
@@ -159,6 +211,34 @@ impl ConsumerConfig {
         }
         c
     }
+}
+
+/// The `group.instance.id` a service's replica uses: the environment
+/// variable `KAFKA_GROUP_INSTANCE_ID` when set (empty: dynamic membership),
+/// otherwise `<service>-<hostname>`. One replica per host needs nothing
+/// more (a container's hostname is its own); replicas sharing a host must
+/// each set the variable.
+pub fn instance_id_for(service: &str) -> Option<String> {
+    instance_id_from(service, std::env::var("KAFKA_GROUP_INSTANCE_ID").ok(), hostname())
+}
+
+fn instance_id_from(service: &str, set: Option<String>, host: Option<String>) -> Option<String> {
+    match set {
+        Some(id) if id.trim().is_empty() => None,
+        Some(id) => Some(id),
+        None => Some(match host {
+            Some(h) => format!("{service}-{h}"),
+            None => service.to_owned(),
+        }),
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
 }
 
 fn millis(d: Duration) -> String {
@@ -198,6 +278,31 @@ mod tests {
         };
         let err = patient.validate().expect_err("retries too long");
         assert!(err.contains("max_poll_interval"), "{err}");
+    }
+
+    #[test]
+    fn instance_ids_are_per_host_unless_set() {
+        assert_eq!(instance_id_from("inv", None, Some("h1".into())).as_deref(), Some("inv-h1"));
+        assert_eq!(instance_id_from("inv", Some("inv-2".into()), Some("h1".into())).as_deref(), Some("inv-2"));
+        assert_eq!(instance_id_from("inv", Some(" ".into()), Some("h1".into())), None);
+        let cfg = ConsumerConfig { group_instance_id: Some("inv-h1".into()), ..valid() };
+        assert_eq!(cfg.client_config().get("group.instance.id"), Some("inv-h1"));
+        assert_eq!(valid().client_config().get("group.instance.id"), None);
+        assert!(ConsumerConfig { group_instance_id: Some("".into()), ..valid() }.validate().is_err());
+    }
+
+    #[test]
+    fn connection_properties_reach_the_consumer_and_overrides_still_win() {
+        let kafka = producers::KafkaConnection::new("b:1")
+            .with_property("security.protocol", "SASL_SSL")
+            .with_property("session.timeout.ms", "9000");
+        let mut cfg = valid().with_connection(&kafka).expect("connection");
+        assert_eq!(cfg.client_config().get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(cfg.client_config().get("bootstrap.servers"), Some("b:1"));
+        // The consumer's own setting is applied after the connection's.
+        assert_eq!(cfg.client_config().get("session.timeout.ms"), Some("20000"));
+        cfg.overrides.push(("session.timeout.ms".into(), "6000".into()));
+        assert_eq!(cfg.client_config().get("session.timeout.ms"), Some("6000"));
     }
 
     #[test]

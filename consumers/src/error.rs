@@ -20,6 +20,10 @@ pub enum ConsumerError {
     /// Committing the final offsets or leaving the group failed or took too long.
     #[error("cannot close the consumer: {0}")]
     Close(String),
+    /// librdkafka reported a fatal error, e.g. `FENCED_INSTANCE_ID`: another
+    /// live member uses this consumer's `group.instance.id`.
+    #[error("fatal Kafka consumer error (another member with the same group.instance.id?): {0}")]
+    Fatal(String),
     /// Running the inbox migrations failed.
     #[error("cannot migrate the inbox table")]
     Migrate(#[source] sqlx::migrate::MigrateError),

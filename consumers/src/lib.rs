@@ -100,7 +100,7 @@ mod stats;
 
 pub use classify::ErrorClass;
 pub use cleanup::InboxRetention;
-pub use config::{ConsumerConfig, InboxMode};
+pub use config::{ConsumerConfig, InboxMode, instance_id_for};
 pub use dead_letter::DeadLetter;
 pub use error::ConsumerError;
 pub use handler::{Handler, HandlerError};

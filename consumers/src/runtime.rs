@@ -44,6 +44,7 @@ impl<H: Handler> Consumer<H, KafkaPublisher> {
         let producer = ProducerConfig {
             bootstrap_servers: config.bootstrap_servers.clone(),
             client_id: format!("{}-dead-letters", config.client_id),
+            overrides: config.connection.clone(),
             ..ProducerConfig::default()
         };
         let publisher = KafkaPublisher::new(&producer).map_err(ConsumerError::CreateDeadLetterPublisher)?;
@@ -116,6 +117,14 @@ impl<H: Handler, P: Publisher> Consumer<H, P> {
             };
             let record = match received {
                 Ok(r) => r,
+                // Fenced by a member with our group.instance.id, or another
+                // error librdkafka cannot recover from: the client is dead.
+                Err(e @ rdkafka::error::KafkaError::MessageConsumptionFatal(_)) => {
+                    let fatal = self.kafka.client().fatal_error().map(|(_, reason)| reason);
+                    let reason = fatal.unwrap_or_else(|| e.to_string());
+                    tracing::error!(%reason, "fatal consumer error; stopping");
+                    return Err(ConsumerError::Fatal(reason));
+                }
                 Err(e) => {
                     // librdkafka reports broker and transport trouble here and
                     // recovers by itself; keep polling.

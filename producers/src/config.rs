@@ -43,6 +43,16 @@ impl ProducerConfig {
         ProducerConfig { bootstrap_servers: bootstrap_servers.into(), ..Default::default() }
     }
 
+    /// A config for `connection`: its bootstrap servers, its properties as
+    /// overrides, the defaults otherwise.
+    pub fn from_connection(connection: &crate::KafkaConnection) -> Result<Self, crate::ConnectionError> {
+        Ok(ProducerConfig {
+            bootstrap_servers: connection.bootstrap_servers.clone(),
+            overrides: connection.resolved_properties()?,
+            ..Default::default()
+        })
+    }
+
     /// Adds a raw librdkafka setting (builder style).
     pub fn with_override(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.overrides.push((key.into(), value.into()));

@@ -10,6 +10,9 @@
 //! * [`config`] — [`ProducerConfig`]: bootstrap servers, client id, linger, and
 //!   raw librdkafka overrides as an escape hatch (security, tuning). The
 //!   delivery guarantees cannot be overridden.
+//! * [`connection`] — [`KafkaConnection`]: bootstrap servers and librdkafka
+//!   properties (`-X`, `KAFKA_PROPERTIES`, a properties file), the same in
+//!   every binary, and a start-up check that reports a refusal clearly.
 //! * [`record`] — [`Record`]: a borrowed record (topic, key, payload, headers),
 //!   built from an [`events::OutgoingMessage`] with [`Record::from_outgoing`].
 //! * [`publisher`] — the [`Publisher`] trait and [`Delivery`].
@@ -31,12 +34,14 @@
 //! order even if the caller awaits the futures later or all at once.
 
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod kafka;
 pub mod publisher;
 pub mod record;
 
 pub use config::ProducerConfig;
+pub use connection::{ConnectionError, KafkaConnection};
 pub use error::PublishError;
 pub use kafka::KafkaPublisher;
 pub use publisher::{Delivery, Publisher};

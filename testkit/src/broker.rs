@@ -1,4 +1,4 @@
-//! The broker container.
+//! The single-node broker container.
 //!
 //! Kafka clients connect to the bootstrap address, then follow the address
 //! the broker *advertises*. Under Docker port mapping that must be the host's
@@ -10,23 +10,20 @@
 //! count it start the broker on the host's network instead
 //! ([`BrokerNetwork::Host`], Linux only).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::types::RDKafkaErrorCode;
 use testcontainers::core::IntoContainerPort;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
+use crate::admin::{self, ClientSettings, TopicSpec};
 use crate::error::HarnessError;
 use crate::images::{ImageRef, broker_image};
+use crate::kafka_env::{Listener, NodeEnv, TEST_CLUSTER_ID};
 use crate::ports::free_port;
 
 /// How long a fresh broker gets to answer a metadata request.
-const READY_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How clients on the host reach the broker container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,14 +40,16 @@ pub enum BrokerNetwork {
 pub struct Broker {
     container: ContainerAsync<GenericImage>,
     image: ImageRef,
-    bootstrap: String,
+    client: ClientSettings,
+    version: String,
 }
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
             .field("image", &self.image.full())
-            .field("bootstrap", &self.bootstrap)
+            .field("bootstrap", &self.client.bootstrap)
+            .field("version", &self.version)
             .finish()
     }
 }
@@ -68,7 +67,6 @@ impl Broker {
         let image = broker_image();
         let port = free_port()?;
         let base = GenericImage::new(image.name.clone(), image.tag.clone());
-        // Listener settings understood by apache/kafka and by our tansu image.
         let (listen, controller, container) = match network {
             BrokerNetwork::Published => {
                 ("0.0.0.0", 9093, base.with_exposed_port(port.tcp()).with_mapped_port(port, port.tcp()))
@@ -82,36 +80,42 @@ impl Broker {
                 ("127.0.0.1", controller, base.with_network("host"))
             }
         };
-        let container = container
-            .with_env_var(
-                "KAFKA_LISTENERS",
-                format!("PLAINTEXT://{listen}:{port},CONTROLLER://localhost:{controller}"),
-            )
-            .with_env_var("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}"))
-            // apache/kafka (KRaft, single node); ignored by tansu.
-            .with_env_var("KAFKA_NODE_ID", "1")
-            .with_env_var("KAFKA_PROCESS_ROLES", "broker,controller")
-            .with_env_var("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
-            .with_env_var("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
-            .with_env_var("KAFKA_CONTROLLER_QUORUM_VOTERS", format!("1@localhost:{controller}"))
-            .with_env_var("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
-            .with_env_var("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
-            .with_env_var("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
-            .with_env_var("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
-            .with_env_var("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        let node = NodeEnv {
+            node_id: 1,
+            cluster_id: TEST_CLUSTER_ID.into(),
+            voters: format!("1@localhost:{controller}"),
+            listeners: vec![
+                Listener::plaintext("PLAINTEXT", format!("{listen}:{port}"), format!("127.0.0.1:{port}")),
+                Listener::controller(format!("localhost:{controller}")),
+            ],
+            inter_broker: "PLAINTEXT".into(),
+            replication: 1,
+            min_insync: 1,
+            extra: vec![],
+        };
+        let container = node
+            .vars()
+            .into_iter()
+            .fold(container, |c, (k, v)| c.with_env_var(k, v))
             .with_startup_timeout(READY_TIMEOUT)
             .start()
             .await
             .map_err(|source| HarnessError::Container { image: image.full(), source })?;
-        let broker = Broker { container, image, bootstrap: format!("127.0.0.1:{port}") };
-        broker.wait_ready().await?;
-        tracing::info!(bootstrap = %broker.bootstrap, image = %broker.image.full(), "broker ready");
-        Ok(broker)
+        let client = ClientSettings { bootstrap: format!("127.0.0.1:{port}"), properties: vec![] };
+        admin::wait_ready("broker", &client, 1, READY_TIMEOUT).await?;
+        let version = version_from_logs(&container).await;
+        tracing::info!(bootstrap = %client.bootstrap, image = %image.full(), %version, "broker ready");
+        Ok(Broker { container, image, client, version })
     }
 
     /// `host:port` to give Kafka clients as `bootstrap.servers`.
     pub fn bootstrap_servers(&self) -> &str {
-        &self.bootstrap
+        &self.client.bootstrap
+    }
+
+    /// Everything a client needs to connect.
+    pub fn client_settings(&self) -> &ClientSettings {
+        &self.client
     }
 
     /// The image this broker runs.
@@ -119,24 +123,16 @@ impl Broker {
         &self.image
     }
 
+    /// The version the broker logged at start (`Kafka version: 4.4.0`), or
+    /// `unknown` for a broker that logs none (tansu).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     /// Creates topics; a topic that exists already is not an error.
     pub async fn create_topics(&self, topics: &[&str], partitions: i32) -> Result<(), HarnessError> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .map_err(|e| HarnessError::Kafka(e.to_string()))?;
-        let new: Vec<NewTopic<'_>> =
-            topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results =
-            admin.create_topics(&new, &opts).await.map_err(|e| HarnessError::Kafka(e.to_string()))?;
-        for r in results {
-            match r {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((t, e)) => return Err(HarnessError::Kafka(format!("create topic {t}: {e}"))),
-            }
-        }
-        self.wait_for_topics(topics).await
+        admin::create_topics(&self.client, topics, &TopicSpec { partitions, replication: 1, configs: &[] })
+            .await
     }
 
     /// Creates every topic of the system and its dead-letter topic.
@@ -160,84 +156,28 @@ impl Broker {
             .start()
             .await
             .map_err(|source| HarnessError::Container { image: self.image.full(), source })?;
-        self.wait_ready().await
-    }
-
-    async fn wait_ready(&self) -> Result<(), HarnessError> {
-        let bootstrap = self.bootstrap.clone();
-        probe_until_ready("broker", READY_TIMEOUT, move || {
-            let bootstrap = bootstrap.clone();
-            async move {
-                tokio::task::spawn_blocking(move || metadata_round_trip(&bootstrap))
-                    .await
-                    .map_err(|e| e.to_string())?
-            }
-        })
-        .await
-    }
-
-    async fn wait_for_topics(&self, topics: &[&str]) -> Result<(), HarnessError> {
-        let bootstrap = self.bootstrap.clone();
-        let wanted: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-        probe_until_ready("topics", Duration::from_secs(30), move || {
-            let bootstrap = bootstrap.clone();
-            let wanted = wanted.clone();
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    let consumer = metadata_client(&bootstrap)?;
-                    let md =
-                        consumer.fetch_metadata(None, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-                    for w in &wanted {
-                        let found = md.topics().iter().any(|t| t.name() == w && !t.partitions().is_empty());
-                        if !found {
-                            return Err(format!("topic {w} not in metadata yet"));
-                        }
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(|e| e.to_string())?
-            }
-        })
-        .await
+        admin::wait_ready("broker", &self.client, 1, READY_TIMEOUT).await
     }
 }
 
-fn metadata_client(bootstrap: &str) -> Result<BaseConsumer, String> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("socket.connection.setup.timeout.ms", "3000")
-        .create()
-        .map_err(|e| e.to_string())
+/// The version from the broker's start-up log line
+/// `Kafka version: 4.4.0 (org.apache.kafka.common.utils.AppInfoParser)`.
+pub(crate) async fn version_from_logs(container: &ContainerAsync<GenericImage>) -> String {
+    let logs = container.stdout_to_vec().await.unwrap_or_default();
+    parse_version(&String::from_utf8_lossy(&logs)).unwrap_or_else(|| "unknown".into())
 }
 
-fn metadata_round_trip(bootstrap: &str) -> Result<(), String> {
-    let consumer = metadata_client(bootstrap)?;
-    let md = consumer.fetch_metadata(None, Duration::from_secs(3)).map_err(|e| e.to_string())?;
-    if md.brokers().is_empty() {
-        return Err("metadata lists no broker".into());
-    }
-    Ok(())
+fn parse_version(logs: &str) -> Option<String> {
+    let (_, rest) = logs.split_once("Kafka version: ")?;
+    rest.split_whitespace().next().map(|v| format!("Apache Kafka {v}"))
 }
 
-/// Calls `probe` until it succeeds or `timeout` passes.
-pub(crate) async fn probe_until_ready<F, Fut>(
-    what: &'static str,
-    timeout: Duration,
-    mut probe: F,
-) -> Result<(), HarnessError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(()) => return Ok(()),
-            Err(e) if start.elapsed() >= timeout => {
-                return Err(HarnessError::NotReady { what, timeout, last_error: e });
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_version_line() {
+        let logs = "[x] INFO starting\n[y] INFO Kafka version: 4.4.0 (org.apache.kafka.common.utils.AppInfoParser)\n";
+        assert_eq!(super::parse_version(logs).as_deref(), Some("Apache Kafka 4.4.0"));
+        assert_eq!(super::parse_version("tansu: listen"), None);
     }
 }

@@ -34,6 +34,15 @@ pub enum HarnessError {
     /// A test message could not be encoded.
     #[error("message: {0}")]
     Message(String),
+    /// A Docker request outside testcontainers (kill, network) failed.
+    #[error("docker: {0}")]
+    Docker(String),
+    /// A cluster has no node of that id.
+    #[error("no node {0} in the cluster")]
+    NoSuchNode(u32),
+    /// Certificates for a secured listener could not be made or written.
+    #[error("tls material: {0}")]
+    Tls(String),
     /// No free local port could be found.
     #[error("no free local port: {0}")]
     Port(#[from] std::io::Error),

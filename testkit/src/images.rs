@@ -2,15 +2,17 @@
 //!
 //! | variable | default (upstream) | local build (`compose/images/build.sh`) |
 //! |---|---|---|
-//! | `SAGA_BROKER_IMAGE` | `apache/kafka:3.9.1` | `saga/tansu:0.6.0` |
+//! | `SAGA_BROKER_IMAGE` | `apache/kafka:4.4.0` | `saga/kafka:4.4.0` (or `saga/tansu:0.6.0`) |
 //! | `SAGA_POSTGRES_IMAGE` | `postgres:15` | `saga/postgres:15` |
 //!
-//! Both broker images take the same `KAFKA_*` listener variables, and both
+//! The local Kafka image is Apache Kafka 4.4.0 built from a distribution
+//! directory (`compose/images/kafka/`); tansu stays selectable. All broker
+//! images take the same `KAFKA_*` listener variables, and both
 //! PostgreSQL images the same `POSTGRES_*` variables, so the harness does not
 //! care which one runs.
 
 /// Default broker image (pulled from a registry).
-pub const DEFAULT_BROKER_IMAGE: &str = "apache/kafka:3.9.1";
+pub const DEFAULT_BROKER_IMAGE: &str = "apache/kafka:4.4.0";
 /// Default PostgreSQL image (pulled from a registry).
 pub const DEFAULT_POSTGRES_IMAGE: &str = "postgres:15";
 
@@ -65,6 +67,6 @@ mod tests {
         assert_eq!(ImageRef::parse("postgres").tag, "latest");
         let r = ImageRef::parse("registry:5000/team/kafka");
         assert_eq!((r.name.as_str(), r.tag.as_str()), ("registry:5000/team/kafka", "latest"));
-        assert_eq!(ImageRef::parse("apache/kafka:3.9.1").full(), "apache/kafka:3.9.1");
+        assert_eq!(ImageRef::parse("apache/kafka:4.4.0").full(), "apache/kafka:4.4.0");
     }
 }

@@ -21,21 +21,35 @@
 //!
 //! ## Layout
 //! * [`images`] — which image to run, from the environment.
-//! * [`broker`] — the Kafka-protocol broker container ([`Broker`]).
+//! * [`broker`] — one broker container ([`Broker`]).
+//! * [`cluster`] — three KRaft nodes on a private network ([`Cluster`]).
+//! * [`kafka_env`] — the `KAFKA_*` environment of a node, without I/O.
+//! * [`admin`] — readiness, topics and leaders, for every broker kind.
+//! * [`secure`] — a SASL_SSL (SCRAM-SHA-512) broker with ACLs ([`SecureBroker`]).
+//! * [`tls`] — certificates a test makes for itself ([`TlsMaterial`]).
 //! * [`postgres`] — the PostgreSQL container ([`Postgres`]).
 //! * [`environment`] — both at once ([`Environment`]).
 //! * [`handler`] — one consumer handler driven in a transaction, no broker.
 //! * [`error`] — [`HarnessError`].
 
+pub mod admin;
 pub mod broker;
+pub mod cluster;
 pub mod environment;
 pub mod error;
 pub mod handler;
 pub mod images;
+pub mod kafka_env;
 mod ports;
 pub mod postgres;
+pub mod secure;
+pub mod tls;
 
+pub use admin::ClientSettings;
 pub use broker::{Broker, BrokerNetwork};
+pub use cluster::Cluster;
 pub use environment::Environment;
 pub use error::HarnessError;
 pub use postgres::{Durability, Postgres};
+pub use secure::SecureBroker;
+pub use tls::TlsMaterial;

@@ -8,7 +8,7 @@ use testcontainers::core::IntoContainerPort;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use crate::broker::probe_until_ready;
+use crate::admin::probe_until_ready;
 use crate::error::HarnessError;
 use crate::images::{ImageRef, postgres_image};
 use crate::ports::free_port;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use saga_orchestrator::{Orchestrator, OrchestratorConfig, SagaConfig};
+use saga_orchestrator::{Orchestrator, OrchestratorConfig, SagaConfig, TOPICS};
 
 #[derive(Parser)]
 #[command(
@@ -16,9 +16,9 @@ struct Config {
     /// PostgreSQL URL of the orchestrator's database (sagas, inbox, outbox).
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
-    /// Kafka bootstrap servers, `host:port[,host:port]`.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
-    bootstrap_servers: String,
+    /// The Kafka cluster.
+    #[command(flatten)]
+    kafka: producers::KafkaConnection,
     /// Consumer group; instances with the same group share the partitions.
     #[arg(long, env = "GROUP_ID", default_value = OrchestratorConfig::DEFAULT_GROUP_ID)]
     group_id: String,
@@ -38,11 +38,14 @@ struct Config {
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("saga-orchestrator")?;
     let config = Config::parse();
-    let mut orchestrator = OrchestratorConfig::new(config.bootstrap_servers, config.group_id)
+    let mut orchestrator = OrchestratorConfig::new("", config.group_id.clone())
         .with_step_timeout(Duration::from_millis(config.step_timeout_ms));
     orchestrator.sweeper.interval = Duration::from_millis(config.sweep_interval_ms);
     orchestrator.saga.compensation_attempts = config.compensation_attempts;
+    orchestrator.consumer =
+        consumers::ConsumerConfig::for_service("saga-orchestrator", &config.kafka, config.group_id, &TOPICS)?;
     orchestrator.validate()?;
+    config.kafka.verify(Duration::from_secs(10)).await?;
 
     let pool = sqlx::PgPool::connect(&config.database_url).await.context("connecting to the database")?;
     saga_orchestrator::migrate(&pool).await.context("migrating the database")?;

@@ -11,9 +11,9 @@ struct Config {
     /// PostgreSQL URL of the inventory database.
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
-    bootstrap_servers: String,
+    /// The Kafka cluster.
+    #[command(flatten)]
+    kafka: producers::KafkaConnection,
     /// Consumer group (also the inbox name).
     #[arg(long, env = "GROUP_ID", default_value = "inventory-service")]
     group_id: String,
@@ -21,6 +21,9 @@ struct Config {
     #[arg(long, env = "SEED_STOCK", default_value = "")]
     seed_stock: SeedStock,
 }
+
+/// How long start-up waits for the cluster's first answer.
+const KAFKA_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -34,12 +37,13 @@ async fn main() -> anyhow::Result<()> {
         let inserted = inventory_service::seed::seed_stock(&mut conn, &config.seed_stock.0).await?;
         tracing::info!(inserted, listed = config.seed_stock.0.len(), "stock seeded");
     }
-    let mut consumer_config = consumers::ConsumerConfig::new(
-        config.bootstrap_servers,
+    config.kafka.verify(KAFKA_CHECK).await?;
+    let consumer_config = consumers::ConsumerConfig::for_service(
+        "inventory-service",
+        &config.kafka,
         config.group_id,
         &[events::topics::INVENTORY_COMMANDS],
-    );
-    consumer_config.client_id = "inventory-service".into();
+    )?;
     let consumer = consumers::Consumer::new(consumer_config, pool, inventory_service::InventoryHandler)?;
     tracing::info!("inventory-service consuming {}", events::topics::INVENTORY_COMMANDS);
     consumer.run(consumers::shutdown::on_signal()?).await?;

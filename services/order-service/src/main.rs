@@ -12,13 +12,16 @@ struct Config {
     /// Address to serve HTTP on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     listen: String,
-    /// Kafka bootstrap servers (for the saga's verdicts on `orders.events`).
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
-    bootstrap_servers: String,
+    /// The Kafka cluster (for the saga's verdicts on `orders.events`).
+    #[command(flatten)]
+    kafka: producers::KafkaConnection,
     /// Consumer group (also the inbox name).
     #[arg(long, env = "GROUP_ID", default_value = "order-service")]
     group_id: String,
 }
+
+/// How long start-up waits for the cluster's first answer.
+const KAFKA_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -31,11 +34,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %config.listen, "order-service listening");
-    let consumer_config = consumers::ConsumerConfig::new(
-        config.bootstrap_servers,
+    config.kafka.verify(KAFKA_CHECK).await?;
+    let consumer_config = consumers::ConsumerConfig::for_service(
+        "order-service",
+        &config.kafka,
         config.group_id,
         &[events::topics::ORDER_EVENTS],
-    );
+    )?;
     let consumer =
         consumers::Consumer::new(consumer_config, pool.clone(), order_service::outcome::OutcomeHandler)?;
     let shutdown = consumers::shutdown::on_signal()?;

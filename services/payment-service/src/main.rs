@@ -11,9 +11,9 @@ struct Config {
     /// PostgreSQL URL of the payment database.
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
-    bootstrap_servers: String,
+    /// The Kafka cluster.
+    #[command(flatten)]
+    kafka: producers::KafkaConnection,
     /// Consumer group (also the inbox name).
     #[arg(long, env = "GROUP_ID", default_value = "payment-service")]
     group_id: String,
@@ -22,6 +22,9 @@ struct Config {
     max_amount_minor: i64,
 }
 
+/// How long start-up waits for the cluster's first answer.
+const KAFKA_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("payment-service")?;
@@ -29,12 +32,13 @@ async fn main() -> anyhow::Result<()> {
     let pool =
         sqlx::PgPool::connect(&config.database_url).await.context("connecting to the payment database")?;
     payment_service::migrate(&pool).await?;
-    let mut consumer_config = consumers::ConsumerConfig::new(
-        config.bootstrap_servers,
+    config.kafka.verify(KAFKA_CHECK).await?;
+    let consumer_config = consumers::ConsumerConfig::for_service(
+        "payment-service",
+        &config.kafka,
         config.group_id,
         &[events::topics::PAYMENT_COMMANDS],
-    );
-    consumer_config.client_id = "payment-service".into();
+    )?;
     let handler = PaymentHandler { max_amount_minor: config.max_amount_minor };
     let consumer = consumers::Consumer::new(consumer_config, pool, handler)?;
     tracing::info!(
