@@ -29,6 +29,7 @@
 //! * [`tls`] — certificates a test makes for itself ([`TlsMaterial`]).
 //! * [`postgres`] — the PostgreSQL container ([`Postgres`]).
 //! * [`environment`] — both at once ([`Environment`]).
+//! * [`process`] — a service binary killed and restarted ([`process::ServiceProcess`]).
 //! * [`handler`] — one consumer handler driven in a transaction, no broker.
 //! * [`error`] — [`HarnessError`].
 
@@ -42,6 +43,7 @@ pub mod images;
 pub mod kafka_env;
 mod ports;
 pub mod postgres;
+pub mod process;
 pub mod secure;
 pub mod tls;
 

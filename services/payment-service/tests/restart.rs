@@ -1,0 +1,13 @@
+//! A payment-service killed (SIGKILL) and started again 1 s later has its
+//! partitions back within seconds: it rejoins its group under the same
+//! `group.instance.id` instead of waiting out its old session (20 s).
+
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_killed_payment_service_gets_its_partitions_back_at_once() -> anyhow::Result<()> {
+    let took = testkit::process::service_restart_time(env!("CARGO_BIN_EXE_payment-service"), &[]).await?;
+    eprintln!("payment-service had its partitions {took:?} after the restart");
+    assert!(took < Duration::from_secs(6), "restarted payment-service waited {took:?} for its partitions");
+    Ok(())
+}
