@@ -25,8 +25,8 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::FromClientConfigAndContext as _;
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
 /// Why a connection could not be configured or made.
@@ -199,18 +199,24 @@ impl ClientContext for Witness {
     }
 }
 
-impl ConsumerContext for Witness {}
+impl ProducerContext for Witness {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
 
 fn probe(config: &ClientConfig, timeout: Duration) -> Probe {
     let witness = Witness::default();
-    let client = match BaseConsumer::from_config_and_context(config, witness.clone()) {
+    // A producer: its poll hands librdkafka's errors, with their reasons, to
+    // the context (a consumer would return them as bare codes).
+    let client = match BaseProducer::from_config_and_context(config, witness.clone()) {
         Ok(c) => c,
         Err(e) => return Probe::Client(e),
     };
     let step = Duration::from_millis(500);
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let answered = client.fetch_metadata(None, step).is_ok();
+        let answered = client.client().fetch_metadata(None, step).is_ok();
+        client.poll(Duration::ZERO);
         let refused = witness.refused.lock().ok().and_then(|s| s.clone());
         if let Some(reason) = refused {
             return Probe::Refused(reason);

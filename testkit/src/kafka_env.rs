@@ -2,7 +2,8 @@
 //!
 //! Both the upstream `apache/kafka` image and the local one
 //! (`compose/images/kafka/`) turn `KAFKA_<NAME>` into the broker property
-//! `<name>` (`_` → `.`, `__` → `-`, `___` → `_`), so one description of a
+//! `<name>` (`_` → `.`, `__` → `_`, `___` → `-`: upstream's `ConvertKey`
+//! in `docker/resources/ub/ub.go`; Confluent's images differ), so one description of a
 //! node configures either. [`NodeEnv::vars`] is what a container gets;
 //! [`property_to_env`] is the mapping, for settings this module does not name.
 
@@ -58,14 +59,14 @@ pub struct NodeEnv {
     pub extra: Vec<(String, String)>,
 }
 
-/// `broker.property-name_x` → `KAFKA_BROKER_PROPERTY__NAME___X`.
+/// `broker.property-name_x` → `KAFKA_BROKER_PROPERTY___NAME__X`.
 pub fn property_to_env(property: &str) -> String {
     let mut env = String::from("KAFKA_");
     for c in property.chars() {
         match c {
             '.' => env.push('_'),
-            '-' => env.push_str("__"),
-            '_' => env.push_str("___"),
+            '-' => env.push_str("___"),
+            '_' => env.push_str("__"),
             c => env.push(c.to_ascii_uppercase()),
         }
     }
@@ -127,9 +128,9 @@ mod tests {
         assert_eq!(property_to_env("node.id"), "KAFKA_NODE_ID");
         assert_eq!(
             property_to_env("listener.name.secure.scram-sha-512.sasl.jaas.config"),
-            "KAFKA_LISTENER_NAME_SECURE_SCRAM__SHA__512_SASL_JAAS_CONFIG"
+            "KAFKA_LISTENER_NAME_SECURE_SCRAM___SHA___512_SASL_JAAS_CONFIG"
         );
-        assert_eq!(property_to_env("a_b"), "KAFKA_A___B");
+        assert_eq!(property_to_env("a_b"), "KAFKA_A__B");
     }
 
     #[test]

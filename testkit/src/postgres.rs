@@ -52,6 +52,17 @@ impl Postgres {
     /// Starts the image from [`postgres_image`] with the given durability and
     /// waits until it accepts a SQL connection.
     pub async fn start_with(durability: Durability) -> Result<Postgres, HarnessError> {
+        Self::launch(durability, false).await
+    }
+
+    /// Starts the image with TLS on (`ssl=on`, the Debian "snakeoil"
+    /// certificate both the upstream and the local image carry), so clients
+    /// can connect with `sslmode=require`; plaintext stays allowed.
+    pub async fn start_with_tls() -> Result<Postgres, HarnessError> {
+        Self::launch(Durability::Relaxed, true).await
+    }
+
+    async fn launch(durability: Durability, tls: bool) -> Result<Postgres, HarnessError> {
         let image = postgres_image();
         let port = free_port()?;
         // pg_stat_statements is loaded, planning time included, so that a
@@ -69,6 +80,16 @@ impl Postgres {
         ];
         if durability == Durability::Relaxed {
             cmd.extend(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
+        }
+        if tls {
+            cmd.extend([
+                "-c",
+                "ssl=on",
+                "-c",
+                "ssl_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem",
+                "-c",
+                "ssl_key_file=/etc/ssl/private/ssl-cert-snakeoil.key",
+            ]);
         }
         let container = GenericImage::new(image.name.clone(), image.tag.clone())
             .with_exposed_port(5432.tcp())

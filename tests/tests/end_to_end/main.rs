@@ -10,4 +10,5 @@ mod cluster;
 mod consumer_runtime;
 mod outbox_relay;
 mod saga;
+mod secure;
 mod smoke;

@@ -127,7 +127,13 @@ pub(crate) async fn consume_until(
         }
         let m = match tokio::time::timeout(left.min(Duration::from_secs(1)), consumer.recv()).await {
             Err(_) => continue,
-            Ok(m) => m.context("consume")?,
+            // A broker that is down (killed by a test) is reported here;
+            // librdkafka recovers on its own, so only a fatal error ends the read.
+            Ok(Err(e @ rdkafka::error::KafkaError::MessageConsumptionFatal(_))) => {
+                return Err(anyhow::Error::new(e).context("consume"));
+            }
+            Ok(Err(_)) => continue,
+            Ok(Ok(m)) => m,
         };
         let payload = std::str::from_utf8(m.payload().unwrap_or_default())?.to_owned();
         let (key, seq) = payload.rsplit_once(':').context("payload is key:seq")?;
