@@ -36,9 +36,10 @@ pub enum BrokerNetwork {
     Host,
 }
 
-/// A running broker container; removed on drop.
+/// A running broker container (removed on drop), or an external cluster
+/// (see [`crate::external`]).
 pub struct Broker {
-    container: ContainerAsync<GenericImage>,
+    container: Option<ContainerAsync<GenericImage>>,
     image: ImageRef,
     client: ClientSettings,
     version: String,
@@ -64,6 +65,12 @@ impl Broker {
     /// Starts the broker image, reached over `network`, and waits until it
     /// answers a metadata request.
     pub async fn start_with(network: BrokerNetwork) -> Result<Broker, HarnessError> {
+        if let Some(client) = crate::external::kafka()? {
+            admin::wait_ready("external broker", &client, 1, READY_TIMEOUT).await?;
+            tracing::info!(bootstrap = %client.bootstrap, "external broker");
+            let image = ImageRef::parse("external");
+            return Ok(Broker { container: None, image, client, version: "external cluster".into() });
+        }
         let image = broker_image();
         let port = free_port()?;
         let base = GenericImage::new(image.name.clone(), image.tag.clone());
@@ -105,7 +112,11 @@ impl Broker {
         admin::wait_ready("broker", &client, 1, READY_TIMEOUT).await?;
         let version = version_from_logs(&container).await;
         tracing::info!(bootstrap = %client.bootstrap, image = %image.full(), %version, "broker ready");
-        Ok(Broker { container, image, client, version })
+        Ok(Broker { container: Some(container), image, client, version })
+    }
+
+    fn own(&self) -> Result<&ContainerAsync<GenericImage>, HarnessError> {
+        self.container.as_ref().ok_or_else(|| crate::external::unsupported("stopping the broker"))
     }
 
     /// `host:port` to give Kafka clients as `bootstrap.servers`.
@@ -144,7 +155,7 @@ impl Broker {
 
     /// Stops the broker at once (SIGKILL), keeping its data; see [`Broker::start_again`].
     pub async fn kill(&self) -> Result<(), HarnessError> {
-        self.container
+        self.own()?
             .stop_with_timeout(Some(0))
             .await
             .map_err(|source| HarnessError::Container { image: self.image.full(), source })
@@ -152,7 +163,7 @@ impl Broker {
 
     /// Starts a stopped broker again on the same port and waits until it answers.
     pub async fn start_again(&self) -> Result<(), HarnessError> {
-        self.container
+        self.own()?
             .start()
             .await
             .map_err(|source| HarnessError::Container { image: self.image.full(), source })?;

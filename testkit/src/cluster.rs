@@ -57,6 +57,9 @@ impl Cluster {
     /// Starts three nodes of the [`broker_image`] and waits until the
     /// metadata lists all three.
     pub async fn start() -> Result<Cluster, HarnessError> {
+        if crate::external::in_use() {
+            return Err(crate::external::unsupported("a three-node cluster"));
+        }
         let image = broker_image();
         let run = uuid::Uuid::new_v4().simple().to_string();
         let network = format!("saga-kafka-{}", &run[..8]);

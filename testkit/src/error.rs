@@ -37,6 +37,10 @@ pub enum HarnessError {
     /// A Docker request outside testcontainers (kill, network) failed.
     #[error("docker: {0}")]
     Docker(String),
+    /// A container-only operation on an external system, or a bad setting
+    /// of one (see [`crate::external`]).
+    #[error("external system: {0}")]
+    External(String),
     /// A cluster has no node of that id.
     #[error("no node {0} in the cluster")]
     NoSuchNode(u32),

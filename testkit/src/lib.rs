@@ -30,6 +30,7 @@
 //! * [`postgres`] — the PostgreSQL container ([`Postgres`]).
 //! * [`environment`] — both at once ([`Environment`]).
 //! * [`process`] — a service binary killed and restarted ([`process::ServiceProcess`]).
+//! * [`external`] — an existing cluster and database instead of containers.
 //! * [`handler`] — one consumer handler driven in a transaction, no broker.
 //! * [`error`] — [`HarnessError`].
 
@@ -38,6 +39,7 @@ pub mod broker;
 pub mod cluster;
 pub mod environment;
 pub mod error;
+pub mod external;
 pub mod handler;
 pub mod images;
 pub mod kafka_env;

@@ -17,11 +17,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const USER: &str = "postgres";
 const PASSWORD: &str = "postgres";
 
-/// A running PostgreSQL container; removed on drop.
+/// A running PostgreSQL container (removed on drop), or an external server
+/// (see [`crate::external`]).
 pub struct Postgres {
-    container: ContainerAsync<GenericImage>,
+    container: Option<ContainerAsync<GenericImage>>,
     image: ImageRef,
     port: u16,
+    /// The administrative URL of an external server.
+    external: Option<String>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -63,6 +66,15 @@ impl Postgres {
     }
 
     async fn launch(durability: Durability, tls: bool) -> Result<Postgres, HarnessError> {
+        if let Some(url) = crate::external::database() {
+            if tls {
+                return Err(crate::external::unsupported("a TLS test database"));
+            }
+            let pg = Postgres { container: None, image: ImageRef::parse("external"), port: 0, external: Some(url) };
+            pg.wait_ready().await?;
+            tracing::info!("external postgres");
+            return Ok(pg);
+        }
         let image = postgres_image();
         let port = free_port()?;
         // pg_stat_statements is loaded, planning time included, so that a
@@ -105,7 +117,7 @@ impl Postgres {
             .start()
             .await
             .map_err(|source| HarnessError::Container { image: image.full(), source })?;
-        let pg = Postgres { container, image, port };
+        let pg = Postgres { container: Some(container), image, port, external: None };
         pg.wait_ready().await?;
         tracing::info!(url = %pg.url(), image = %pg.image.full(), ?durability, "postgres ready");
         Ok(pg)
@@ -113,11 +125,17 @@ impl Postgres {
 
     /// URL of the `postgres` database (for administration).
     pub fn url(&self) -> String {
-        self.url_for("postgres")
+        match &self.external {
+            Some(url) => url.clone(),
+            None => self.url_for("postgres"),
+        }
     }
 
     /// URL of database `db` on this server.
     pub fn url_for(&self, db: &str) -> String {
+        if let Some(url) = &self.external {
+            return crate::external::with_database(url, db);
+        }
         format!("postgres://{USER}:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
     }
 
@@ -127,7 +145,7 @@ impl Postgres {
     /// report an address or it does not accept connections from here (e.g.
     /// Docker Desktop, where the bridge lives in a VM).
     pub async fn bridge_url_for(&self, db: &str) -> Option<String> {
-        let ip = self.container.get_bridge_ip_address().await.ok()?;
+        let ip = self.container.as_ref()?.get_bridge_ip_address().await.ok()?;
         let url = format!("postgres://{USER}:{PASSWORD}@{ip}:5432/{db}");
         let connect = PgConnection::connect(&url);
         match tokio::time::timeout(Duration::from_secs(2), connect).await {
@@ -139,7 +157,7 @@ impl Postgres {
         }
     }
 
-    /// Host port the server listens on.
+    /// Host port the server listens on (0 for an external server).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -158,7 +176,7 @@ impl Postgres {
     /// Stops the server (SIGTERM, then SIGKILL after 5 s), keeping its data:
     /// a database outage. [`Postgres::start_again`] brings it back on the same port.
     pub async fn stop(&self) -> Result<(), HarnessError> {
-        self.container
+        self.own()?
             .stop_with_timeout(Some(5))
             .await
             .map_err(|source| HarnessError::Container { image: self.image.full(), source })
@@ -166,11 +184,15 @@ impl Postgres {
 
     /// Starts a stopped server again and waits until it accepts connections.
     pub async fn start_again(&self) -> Result<(), HarnessError> {
-        self.container
+        self.own()?
             .start()
             .await
             .map_err(|source| HarnessError::Container { image: self.image.full(), source })?;
         self.wait_ready().await
+    }
+
+    fn own(&self) -> Result<&ContainerAsync<GenericImage>, HarnessError> {
+        self.container.as_ref().ok_or_else(|| crate::external::unsupported("stopping the database"))
     }
 
     async fn wait_ready(&self) -> Result<(), HarnessError> {

@@ -56,6 +56,9 @@ impl SecureBroker {
     /// Starts the [`broker_image`] with a SASL_SSL listener, adds the users
     /// `admin` and `reader`, and waits until `admin` can read metadata.
     pub async fn start() -> Result<SecureBroker, HarnessError> {
+        if crate::external::in_use() {
+            return Err(crate::external::unsupported("a SASL_SSL test broker"));
+        }
         let image = broker_image();
         let tls = TlsMaterial::generate()?;
         let dir = tempfile::tempdir()?;

@@ -12,6 +12,9 @@ use crate::outbox_relay::support::{
 
 #[tokio::test]
 async fn relay_loses_nothing_and_keeps_key_order_when_the_leader_dies() -> anyhow::Result<()> {
+    if testkit::external::skip_unless_containers("relay_loses_nothing_and_keeps_key_order_when_the_leader_dies") {
+        return Ok(());
+    }
     let s = setup("relay").await?;
     let bootstrap = s.cluster.bootstrap_servers().to_owned();
     let relay = InProcessRelay::start(&s.pool, &bootstrap, relay_config("cluster-relay"))?;
@@ -47,6 +50,9 @@ async fn relay_loses_nothing_and_keeps_key_order_when_the_leader_dies() -> anyho
 
 #[tokio::test]
 async fn consumer_applies_everything_once_when_the_leader_dies() -> anyhow::Result<()> {
+    if testkit::external::skip_unless_containers("consumer_applies_everything_once_when_the_leader_dies") {
+        return Ok(());
+    }
     let s = setup("consumer").await?;
     let bootstrap = s.cluster.bootstrap_servers().to_owned();
     let pool = consumer::prepare_database(&s.db_url).await?;

@@ -11,6 +11,9 @@ use crate::outbox_relay::support::{
 
 #[tokio::test]
 async fn a_node_cut_off_and_healed_loses_nothing() -> anyhow::Result<()> {
+    if testkit::external::skip_unless_containers("a_node_cut_off_and_healed_loses_nothing") {
+        return Ok(());
+    }
     let s = setup("partition").await?;
     let bootstrap = s.cluster.bootstrap_servers().to_owned();
     let relay = InProcessRelay::start(&s.pool, &bootstrap, relay_config("partition-relay"))?;
