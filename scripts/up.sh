@@ -7,12 +7,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 ORDERS="${ORDERS:-10}"
+. "$ROOT/scripts/env.sh"
 "$ROOT/scripts/install-deps.sh"
-"$ROOT/scripts/install-tansu.sh"
+if with_tansu; then "$ROOT/scripts/install-tansu.sh"; fi
 echo "building release binaries..."
 cargo build --release -p saga-cli -p order-service -p inventory-service -p payment-service -p saga-orchestrator
 "$ROOT/compose/images/build.sh" --runtime
-. "$ROOT/scripts/env.sh"
 DC=(-f "$ROOT/compose/docker-compose.yml" -p saga)
 compose "${DC[@]}" up -d
 PORT="${SAGA_ORDER_PORT:-58080}"
