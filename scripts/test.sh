@@ -18,4 +18,14 @@ else
   cargo test --workspace "$@" -- --test-threads=2
 fi
 cargo test --workspace --doc
+# The Kafka distribution's own librdkafka checks (transactions, a leader
+# killed in a three-node cluster, SASL_SSL) against the broker image.
+case "$SAGA_BROKER_IMAGE" in
+  *tansu*) echo "broker checks skipped: $SAGA_BROKER_IMAGE is not Apache Kafka" ;;
+  *) if [ "${SAGA_SKIP_BROKER_CHECKS:-0}" = 1 ] || [ -n "${SAGA_TEST_BOOTSTRAP_SERVERS:-}" ]; then
+       echo "broker checks skipped"
+     else
+       KAFKA_CHECK_IMAGE="$SAGA_BROKER_IMAGE" "$ROOT/scripts/kafka-checks.sh"
+     fi ;;
+esac
 du -sh "${CARGO_TARGET_DIR:-$ROOT/target}" 2>/dev/null | awk '{ print "build output: " $1 }' || true
