@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use testcontainers::core::IntoContainerPort;
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
 
 use crate::admin::{self, ClientSettings, TopicSpec};
 use crate::error::HarnessError;
@@ -73,18 +73,15 @@ impl Broker {
         }
         let image = broker_image();
         let port = free_port()?;
-        let base = GenericImage::new(image.name.clone(), image.tag.clone());
-        let (listen, controller, container) = match network {
-            BrokerNetwork::Published => {
-                ("0.0.0.0", 9093, base.with_exposed_port(port.tcp()).with_mapped_port(port, port.tcp()))
-            }
+        let (listen, controller, request) = match network {
+            BrokerNetwork::Published => ("0.0.0.0", 9093, published(&image, port)),
             // On the host's network the controller port must be free there too.
             BrokerNetwork::Host => {
                 let mut controller = free_port()?;
                 while controller == port {
                     controller = free_port()?;
                 }
-                ("127.0.0.1", controller, base.with_network("host"))
+                ("127.0.0.1", controller, GenericImage::new(image.name.clone(), image.tag.clone()).with_network("host"))
             }
         };
         let node = NodeEnv {
@@ -100,14 +97,7 @@ impl Broker {
             min_insync: 1,
             extra: vec![],
         };
-        let container = node
-            .vars()
-            .into_iter()
-            .fold(container, |c, (k, v)| c.with_env_var(k, v))
-            .with_startup_timeout(READY_TIMEOUT)
-            .start()
-            .await
-            .map_err(|source| HarnessError::Container { image: image.full(), source })?;
+        let container = start_node(&node, request, &image).await?;
         let client = ClientSettings { bootstrap: format!("127.0.0.1:{port}"), properties: vec![] };
         admin::wait_ready("broker", &client, 1, READY_TIMEOUT).await?;
         let version = version_from_logs(&container).await;
@@ -169,6 +159,28 @@ impl Broker {
             .map_err(|source| HarnessError::Container { image: self.image.full(), source })?;
         admin::wait_ready("broker", &self.client, 1, READY_TIMEOUT).await
     }
+}
+
+/// `image` with host port `port` published as the same port inside.
+pub(crate) fn published(image: &ImageRef, port: u16) -> ContainerRequest<GenericImage> {
+    GenericImage::new(image.name.clone(), image.tag.clone())
+        .with_exposed_port(port.tcp())
+        .with_mapped_port(port, port.tcp())
+}
+
+/// Starts `request` with `node`'s `KAFKA_*` environment.
+pub(crate) async fn start_node(
+    node: &NodeEnv,
+    request: ContainerRequest<GenericImage>,
+    image: &ImageRef,
+) -> Result<ContainerAsync<GenericImage>, HarnessError> {
+    node.vars()
+        .into_iter()
+        .fold(request, |c, (k, v)| c.with_env_var(k, v))
+        .with_startup_timeout(READY_TIMEOUT)
+        .start()
+        .await
+        .map_err(|source| HarnessError::Container { image: image.full(), source })
 }
 
 /// The version from the broker's start-up log line

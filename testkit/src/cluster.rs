@@ -19,12 +19,10 @@
 
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest};
-use testcontainers::core::IntoContainerPort;
-use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use crate::admin::{self, ClientSettings, TopicSpec};
-use crate::broker::{READY_TIMEOUT, version_from_logs};
+use crate::broker::{READY_TIMEOUT, published, start_node, version_from_logs};
 use crate::error::HarnessError;
 use crate::images::{ImageRef, broker_image};
 use crate::kafka_env::{Listener, NodeEnv, TEST_CLUSTER_ID};
@@ -88,20 +86,8 @@ impl Cluster {
                 min_insync: 2,
                 extra: vec![],
             };
-            let request = GenericImage::new(image.name.clone(), image.tag.clone())
-                .with_exposed_port(port.tcp())
-                .with_mapped_port(*port, port.tcp())
-                .with_network(network.clone())
-                .with_container_name(name.clone());
-            let container = node
-                .vars()
-                .into_iter()
-                .fold(request, |c, (k, v)| c.with_env_var(k, v))
-                .with_startup_timeout(READY_TIMEOUT)
-                .start()
-                .await
-                .map_err(|source| HarnessError::Container { image: image.full(), source })?;
-            nodes.push(container);
+            let request = published(&image, *port).with_network(network.clone()).with_container_name(name.clone());
+            nodes.push(start_node(&node, request, &image).await?);
         }
         let bootstrap = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
         let client = ClientSettings { bootstrap, properties: vec![] };

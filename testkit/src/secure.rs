@@ -18,12 +18,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use testcontainers::core::{CmdWaitFor, ExecCommand, IntoContainerPort};
-use testcontainers::runners::AsyncRunner;
+use testcontainers::core::{CmdWaitFor, ExecCommand};
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use crate::admin::{self, ClientSettings, TopicSpec};
-use crate::broker::{READY_TIMEOUT, version_from_logs};
+use crate::broker::{READY_TIMEOUT, published, start_node, version_from_logs};
 use crate::error::HarnessError;
 use crate::images::{ImageRef, broker_image};
 use crate::kafka_env::{Listener, NodeEnv, TEST_CLUSTER_ID};
@@ -96,21 +95,11 @@ impl SecureBroker {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         };
-        let request = GenericImage::new(image.name.clone(), image.tag.clone())
-            .with_exposed_port(port.tcp())
-            .with_mapped_port(port, port.tcp())
-            .with_copy_to(
-                testcontainers::CopyTargetOptions::new(KEYSTORE).with_mode(0o644),
-                tls.keystore_pem().into_bytes(),
-            );
-        let container = node
-            .vars()
-            .into_iter()
-            .fold(request, |c, (k, v)| c.with_env_var(k, v))
-            .with_startup_timeout(READY_TIMEOUT)
-            .start()
-            .await
-            .map_err(|source| HarnessError::Container { image: image.full(), source })?;
+        let request = published(&image, port).with_copy_to(
+            testcontainers::CopyTargetOptions::new(KEYSTORE).with_mode(0o644),
+            tls.keystore_pem().into_bytes(),
+        );
+        let container = start_node(&node, request, &image).await?;
         let mut broker =
             SecureBroker { container, image, bootstrap: format!("localhost:{port}"), dir, version: String::new() };
         broker.add_user("admin", ADMIN_PASSWORD).await?;

@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use super::support::{PARTITIONS, setup};
+use super::support::{RelayUnderLoad, setup};
 use crate::consumer_runtime::support as consumer;
-use crate::outbox_relay::support::{
-    InProcessRelay, Writers, check_per_key_order, consume_until, distinct, eventually, relay_config,
-};
+use crate::outbox_relay::support::eventually;
 
 #[tokio::test]
 async fn relay_loses_nothing_and_keeps_key_order_when_the_leader_dies() -> anyhow::Result<()> {
@@ -16,35 +14,20 @@ async fn relay_loses_nothing_and_keeps_key_order_when_the_leader_dies() -> anyho
         return Ok(());
     }
     let s = setup("relay").await?;
-    let bootstrap = s.cluster.bootstrap_servers().to_owned();
-    let relay = InProcessRelay::start(&s.pool, &bootstrap, relay_config("cluster-relay"))?;
-    let writers = Writers::start(&s.pool, &s.topic, 2, 20, 5, Duration::from_millis(10));
-
-    let stats = relay.stats.clone();
-    let flowing = eventually(Duration::from_secs(60), || async { Ok(stats.get().published >= 500) }).await?;
-    anyhow::ensure!(flowing, "relay published {} before the kill", stats.get().published);
+    let load = RelayUnderLoad::start(&s, "cluster-relay").await?;
     let leader = s.cluster.leader(&s.topic, 0).await?;
     s.cluster.kill(leader).await?;
-    let at_kill = stats.get().published;
+    let at_kill = load.published();
     // The writers go on through the failover and after it.
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let expected = writers.stop().await?;
-    let total: u64 = expected.values().sum();
-
-    let seen = consume_until(&bootstrap, &s.topic, PARTITIONS, Duration::from_secs(120), |v| {
-        distinct(v) as u64 >= total
-    })
-    .await?;
-    let report = check_per_key_order(&seen, &expected)
-        .map_err(|e| e.context(format!("{} of {total} events read back", distinct(&seen))))?;
+    let done = load.finish(&s).await?;
     let new_leader = s.cluster.leader(&s.topic, 0).await?;
-    let after = relay.stop().await?;
     eprintln!(
-        "{total} events, {} records ({} duplicates); leader {leader} killed after {at_kill} published, now {new_leader}",
-        report.records, report.duplicates
+        "{} events, {} records ({} duplicates); leader {leader} killed after {at_kill} published, now {new_leader}",
+        done.total, done.report.records, done.report.duplicates
     );
     assert_ne!(new_leader, leader, "leadership moved off the killed node");
-    assert!(after.published >= total && after.published > at_kill, "the relay went on after the kill");
+    assert!(done.relay.published >= done.total && done.relay.published > at_kill, "the relay went on after the kill");
     Ok(())
 }
 
