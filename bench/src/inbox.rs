@@ -26,8 +26,7 @@ use anyhow::Context as _;
 use consumers::{
     CancellationToken, Consumer, ConsumerConfig, Handler, HandlerError, InboundMessage, InboxMode,
 };
-use producers::{KafkaPublisher, ProducerConfig, Publisher as _, Record};
-use rdkafka::ClientConfig;
+use producers::{KafkaPublisher, Publisher as _, Record};
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -216,7 +215,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Produces `n` records with a valid envelope (headers) and a random-ish body.
 async fn produce(bootstrap: &str, n: usize, payload_bytes: usize) -> anyhow::Result<()> {
-    let publisher = KafkaPublisher::new(&ProducerConfig::new(bootstrap)).context("create producer")?;
+    let publisher =
+        KafkaPublisher::new(&testkit::external::producer_config(bootstrap)).context("create producer")?;
     let payload: Vec<u8> = (0..payload_bytes).map(|i| (i % 251) as u8).collect();
     let records: Vec<[(&'static str, String); 6]> = (0..n)
         .map(|i| {
@@ -279,6 +279,7 @@ async fn consume(
     let config = ConsumerConfig {
         inbox,
         commit_interval: Duration::from_secs(1),
+        connection: testkit::external::client_properties(),
         ..ConsumerConfig::new(bootstrap, group, &[TOPIC])
     };
     let consumer = Consumer::new(config, pool.clone(), InsertHandler)?;
@@ -306,8 +307,7 @@ async fn consume(
 }
 
 async fn fetch_only(bootstrap: &str, group: &str, n: usize) -> anyhow::Result<(Duration, Duration)> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: StreamConsumer = testkit::external::client_config(bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

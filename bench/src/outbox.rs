@@ -157,7 +157,8 @@ fn messages(n: usize, keys: usize, payload_bytes: usize) -> anyhow::Result<Vec<O
 }
 
 fn producer_config(bootstrap: &str) -> ProducerConfig {
-    ProducerConfig { client_id: "bench-outbox".into(), ..ProducerConfig::new(bootstrap) }
+    // An external cluster's security settings (SAGA_TEST_KAFKA_PROPERTIES_FILE), if any.
+    ProducerConfig { client_id: "bench-outbox".into(), ..testkit::external::producer_config(bootstrap) }
 }
 
 /// (a) Publishes every message and waits for all acks; msg/s.

@@ -5,13 +5,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn saga(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_saga")).args(args).output()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_saga")).args(args).envs(testkit::external::child_env()).output()?;
     anyhow::ensure!(out.status.success(), "saga {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -21,8 +20,7 @@ type Seen = (Vec<u8>, Vec<u8>, Vec<(String, String)>);
 
 /// Every record of `topic`.
 fn read_all(bootstrap: &str, topic: &str, want: usize) -> anyhow::Result<Vec<Seen>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: BaseConsumer = testkit::external::client_config(bootstrap)
         .set("group.id", format!("check-{}", uuid::Uuid::new_v4()))
         .set("auto.offset.reset", "earliest")
         .create()?;
@@ -63,7 +61,7 @@ async fn dead_letters_go_back_once_with_their_event_id() -> anyhow::Result<()> {
     let bootstrap = broker.bootstrap_servers().to_owned();
 
     let event_id = uuid::Uuid::now_v7().to_string();
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
+    let producer: FutureProducer = testkit::external::client_config(&bootstrap).create()?;
     let headers = OwnedHeaders::new()
         .insert(Header { key: "event-id", value: Some(&event_id) })
         .insert(Header { key: "message-type", value: Some("saga.inventory.ReserveInventory") })

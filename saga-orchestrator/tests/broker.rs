@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::Fixture;
 use events::{Message, OutgoingMessage};
-use producers::{KafkaPublisher, ProducerConfig, Publisher, Record};
+use producers::{KafkaPublisher, Publisher, Record};
 use saga_orchestrator::{Orchestrator, OrchestratorConfig, store};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -51,13 +51,14 @@ async fn the_orchestrator_advances_sagas_from_kafka_and_stops_when_cancelled() -
     let pool = PgPool::connect(&env.postgres.fresh_database().await?).await?;
     saga_orchestrator::migrate(&pool).await?;
 
-    let config = OrchestratorConfig::new(env.broker.bootstrap_servers(), "saga-orchestrator-test");
+    let mut config = OrchestratorConfig::new(env.broker.bootstrap_servers(), "saga-orchestrator-test");
+    config.consumer.connection = testkit::external::client_properties();
     let orchestrator = Orchestrator::new(pool.clone(), config)?;
     let stats = orchestrator.stats();
     let cancel = CancellationToken::new();
     let running = tokio::spawn(orchestrator.run(cancel.clone()));
 
-    let publisher = KafkaPublisher::new(&ProducerConfig::new(env.broker.bootstrap_servers()))?;
+    let publisher = KafkaPublisher::new(&testkit::external::producer_config(env.broker.bootstrap_servers()))?;
     let order_id = Uuid::now_v7();
     let o = Fixture { saga_id: order_id, order_id, ..Fixture::new() };
     publish(&publisher, &o.created(), None).await?;

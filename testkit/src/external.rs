@@ -31,21 +31,37 @@ fn var(name: &str) -> Option<String> {
 pub fn kafka() -> Result<Option<ClientSettings>, HarnessError> {
     let Some(bootstrap) = var(BOOTSTRAP_VAR) else { return Ok(None) };
     let properties = match var(PROPERTIES_VAR) {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)?;
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(|l| {
-                    l.split_once('=')
-                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                        .ok_or_else(|| HarnessError::External(format!("{path}: `{l}` is not KEY=VALUE")))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        }
+        Some(path) => producers::connection::parse_properties(&std::fs::read_to_string(&path)?)
+            .map_err(|e| HarnessError::External(format!("{path}: {e}")))?,
         None => Vec::new(),
     };
     Ok(Some(ClientSettings { bootstrap, properties }))
+}
+
+/// The external cluster's client properties; none when testkit runs the
+/// broker (or the file cannot be read: [`kafka`] reports that at start).
+pub fn client_properties() -> Vec<(String, String)> {
+    kafka().ok().flatten().map(|c| c.properties).unwrap_or_default()
+}
+
+/// A librdkafka configuration for `bootstrap` with [`client_properties`]:
+/// what a test's own clients use, so they reach a secured external cluster too.
+pub fn client_config(bootstrap: &str) -> rdkafka::ClientConfig {
+    ClientSettings { bootstrap: bootstrap.to_owned(), properties: client_properties() }.client_config()
+}
+
+/// A producer configuration for `bootstrap` with [`client_properties`].
+pub fn producer_config(bootstrap: &str) -> producers::ProducerConfig {
+    producers::ProducerConfig { overrides: client_properties(), ..producers::ProducerConfig::new(bootstrap) }
+}
+
+/// Environment for a child process of this project (a service, `saga`):
+/// the external cluster's properties file as `KAFKA_PROPERTIES_FILE`.
+pub fn child_env() -> Vec<(&'static str, String)> {
+    match (var(BOOTSTRAP_VAR), var(PROPERTIES_VAR)) {
+        (Some(_), Some(path)) => vec![("KAFKA_PROPERTIES_FILE", path)],
+        _ => Vec::new(),
+    }
 }
 
 /// The external PostgreSQL server's administrative URL, if configured.

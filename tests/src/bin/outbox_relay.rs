@@ -46,7 +46,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let relay = outbox::OutboxRelay::new(
         pool,
-        producers::ProducerConfig::new(env("KAFKA_BOOTSTRAP_SERVERS")?),
+        producers::ProducerConfig::from_connection(&producers::KafkaConnection {
+            properties_file: std::env::var_os("KAFKA_PROPERTIES_FILE").map(Into::into),
+            ..producers::KafkaConnection::new(env("KAFKA_BOOTSTRAP_SERVERS")?)
+        })?,
         config,
     )?;
     let cancel = CancellationToken::new();

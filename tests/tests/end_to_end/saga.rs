@@ -20,7 +20,6 @@ use consumers::{Consumer, ConsumerConfig};
 use events::messages::order::OrderLine;
 use order_service::request::ValidOrder;
 use outbox::{OutboxRelay, RelayConfig};
-use producers::ProducerConfig;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,7 +36,7 @@ fn relay_config(name: &str) -> RelayConfig {
 }
 
 fn consumer_config(bootstrap: &str, group: &str, topic: &str) -> ConsumerConfig {
-    ConsumerConfig::new(bootstrap, group, &[topic])
+    ConsumerConfig { connection: testkit::external::client_properties(), ..ConsumerConfig::new(bootstrap, group, &[topic]) }
 }
 
 async fn database(env: &testkit::Environment) -> anyhow::Result<PgPool> {
@@ -84,7 +83,7 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
         ("orchestrator", &orchestrator),
     ] {
         let relay =
-            OutboxRelay::new(pool.clone(), ProducerConfig::new(bootstrap.clone()), relay_config(name))?;
+            OutboxRelay::new(pool.clone(), testkit::external::producer_config(&bootstrap), relay_config(name))?;
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move { relay.run(stop).await.map_err(anyhow::Error::from) }));
     }
@@ -105,7 +104,11 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
     )?;
     let saga = saga_orchestrator::Orchestrator::new(
         orchestrator.clone(),
-        saga_orchestrator::OrchestratorConfig::new(bootstrap.clone(), "saga-orchestrator"),
+        {
+            let mut config = saga_orchestrator::OrchestratorConfig::new(bootstrap.clone(), "saga-orchestrator");
+            config.consumer.connection = testkit::external::client_properties();
+            config
+        },
     )?;
     {
         let s = stop.clone();

@@ -5,15 +5,13 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use uuid::Uuid;
 
 fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    Ok(testkit::external::client_config(bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "8000")
@@ -47,8 +45,7 @@ async fn kafka_round_trip_with_headers_and_postgres_round_trip() -> anyhow::Resu
     assert_eq!(partition, 0);
     assert!(offset >= 0);
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", env.broker.bootstrap_servers())
+    let consumer: StreamConsumer = testkit::external::client_config(env.broker.bootstrap_servers())
         .set("group.id", format!("smoke-{}", Uuid::new_v4()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")

@@ -16,7 +16,7 @@ use consumers::dead_letter::header;
 use events::envelope::header as envelope_header;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::{Headers as _, Message as _};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 /// One dead letter as read back from the broker.
 #[derive(Debug)]
@@ -27,8 +27,7 @@ struct Parked {
 }
 
 async fn read_dead_letters(bootstrap: &str, topic: &str, want: usize) -> anyhow::Result<Vec<Parked>> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: StreamConsumer = testkit::external::client_config(bootstrap)
         .set("group.id", "poison-dlq-reader")
         .set("enable.auto.commit", "false")
         .create()?;
@@ -151,7 +150,7 @@ async fn poison_records_are_dead_lettered_with_their_reason_and_the_next_record_
     // Every offset was committed, the poison records' included: the group
     // resumes after the last record (offsets 0..=6: next offset 7).
     let group: StreamConsumer =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "poison").create()?;
+        testkit::external::client_config(bootstrap).set("group.id", "poison").create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, 0);
     let committed = group.committed_offsets(tpl, Duration::from_secs(10))?;

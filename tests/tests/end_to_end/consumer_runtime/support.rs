@@ -97,9 +97,20 @@ pub(crate) fn command(topic: &str, quantity: i32) -> anyhow::Result<OutgoingMess
     Ok(m)
 }
 
+/// The client properties of an external test cluster
+/// (`SAGA_TEST_KAFKA_PROPERTIES_FILE` beside `SAGA_TEST_BOOTSTRAP_SERVERS`,
+/// as testkit reads them; child processes inherit both).
+pub(crate) fn cluster_properties() -> Vec<(String, String)> {
+    let external = std::env::var_os("SAGA_TEST_BOOTSTRAP_SERVERS").is_some();
+    let file = std::env::var("SAGA_TEST_KAFKA_PROPERTIES_FILE").ok().filter(|_| external);
+    file.and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| producers::connection::parse_properties(&text).ok())
+        .unwrap_or_default()
+}
+
 /// An idempotent producer on `bootstrap`.
 pub(crate) fn publisher(bootstrap: &str) -> anyhow::Result<KafkaPublisher> {
-    let config = ProducerConfig { linger_ms: 0, ..ProducerConfig::new(bootstrap) };
+    let config = ProducerConfig { linger_ms: 0, overrides: cluster_properties(), ..ProducerConfig::new(bootstrap) };
     KafkaPublisher::new(&config).context("create producer")
 }
 
@@ -185,6 +196,7 @@ pub(crate) fn consumer_config(bootstrap: &str, group: &str, topic: &str) -> Cons
             factor: 2.0,
             jitter: true,
         },
+        connection: cluster_properties(),
         ..ConsumerConfig::new(bootstrap, group, &[topic])
     }
 }

@@ -14,10 +14,9 @@ use anyhow::Context as _;
 use chrono::Utc;
 use events::{Envelope, OutgoingMessage};
 use outbox::{OutboxRelay, RelayConfig};
-use producers::ProducerConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::task::JoinHandle;
@@ -106,8 +105,7 @@ pub(crate) async fn consume_until(
     timeout: Duration,
     done: impl Fn(&[Seen]) -> bool,
 ) -> anyhow::Result<Vec<Seen>> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: StreamConsumer = testkit::external::client_config(bootstrap)
         .set("group.id", format!("outbox-test-{}", Uuid::new_v4().simple()))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -243,7 +241,7 @@ pub(crate) struct InProcessRelay {
 
 impl InProcessRelay {
     pub(crate) fn start(pool: &PgPool, bootstrap: &str, config: RelayConfig) -> anyhow::Result<Self> {
-        let relay = OutboxRelay::new(pool.clone(), ProducerConfig::new(bootstrap), config)?;
+        let relay = OutboxRelay::new(pool.clone(), testkit::external::producer_config(bootstrap), config)?;
         let stats = relay.stats();
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(relay.run(cancel.clone()));
@@ -268,6 +266,7 @@ impl RelayProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_outbox_relay"))
             .env("DATABASE_URL", db_url)
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .envs(testkit::external::child_env())
             .env("RELAY_ID", id)
             .env("LEASE_TTL_MS", lease_ttl_ms.to_string())
             .env("RUST_LOG", std::env::var("RELAY_LOG").unwrap_or_else(|_| "warn".into()))
