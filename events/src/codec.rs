@@ -54,12 +54,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use apache_avro::Schema;
-use apache_avro::rabin::Rabin;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 
-use crate::Message;
+use crate::{Message, SchemaStore, canonical, fingerprint};
 
 /// The two marker bytes that open every single-object encoded payload.
 pub const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -76,11 +75,16 @@ pub const MAX_ALLOCATION_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
-    /// The payload's fingerprint matches no known schema.
-    #[error("unknown schema: no schema file has fingerprint {fingerprint:#018x}")]
+    /// The payload's writer schema is not known to this reader (yet): a
+    /// deployment-order problem, not a bad record. See
+    /// [`CodecError::is_unknown_schema`] and [`crate::SchemaStore`].
+    #[error("unknown schema: no known schema has fingerprint {fingerprint:#018x} ({detail})")]
     UnknownSchema {
-        /// The fingerprint in the payload header.
+        /// The fingerprint (or, in the Confluent framing, the schema id) in
+        /// the payload header.
         fingerprint: u64,
+        /// Where the reader looked.
+        detail: String,
     },
     /// The payload is not a well-formed single-object encoded datum.
     #[error("malformed payload: {reason}")]
@@ -134,6 +138,17 @@ pub enum CodecError {
     },
 }
 
+impl CodecError {
+    /// The writer schema is unknown to this reader. Unlike every other
+    /// decoding error this one can go away without the record changing: once
+    /// the reader is given the schema (a new build, a file in
+    /// `SAGA_SCHEMA_DIR`, a registry answer) the same bytes decode. Consumers
+    /// should retry such a record later, never dead-letter it.
+    pub fn is_unknown_schema(&self) -> bool {
+        matches!(self, CodecError::UnknownSchema { .. })
+    }
+}
+
 /// One schema version known to a [`SchemaRegistry`].
 #[derive(Debug, Clone)]
 pub struct SchemaInfo {
@@ -141,8 +156,18 @@ pub struct SchemaInfo {
     pub name: String,
     /// Version, from the file name `<Name>.v<N>.avsc`.
     pub version: u32,
-    /// CRC-64-AVRO fingerprint of the parsing canonical form.
+    /// CRC-64-AVRO fingerprint of [`Self::canonical_form`]: what writers put
+    /// in the header, and what Java and fastavro compute from the file.
     pub fingerprint: u64,
+    /// The fingerprint written before this crate was spec-conformant
+    /// ([`fingerprint::legacy`]); readers accept it for records already on
+    /// topics.
+    pub legacy_fingerprint: u64,
+    /// The schema's Parsing Canonical Form ([`crate::canonical`]).
+    pub canonical_form: String,
+    /// CRC-64-AVRO of [`canonical::logical_form`]: changes when a logical
+    /// type changes, which the fingerprint does not see. Pinned, never sent.
+    pub logical_fingerprint: u64,
     /// The parsed schema.
     pub schema: Schema,
 }
@@ -152,22 +177,38 @@ impl SchemaInfo {
     pub fn label(&self) -> String {
         format!("{} v{}", self.name, self.version)
     }
+
+    /// Builds the entry for a schema given as JSON text, with its canonical
+    /// form and both fingerprints.
+    pub fn new(name: String, version: u32, text: &str) -> Result<Self, CodecError> {
+        let file = format!("{name} v{version}");
+        let load_err = |reason: String| CodecError::LoadSchema { file: file.clone(), reason };
+        let schema = Schema::parse_str(text).map_err(|e| load_err(e.to_string()))?;
+        Self::from_parsed(name, version, text, schema).map_err(load_err)
+    }
+
+    fn from_parsed(name: String, version: u32, text: &str, schema: Schema) -> Result<Self, String> {
+        let canonical_form = canonical::parsing_canonical_form(text).map_err(|e| e.to_string())?;
+        let logical_form = canonical::logical_form(text).map_err(|e| e.to_string())?;
+        Ok(SchemaInfo {
+            logical_fingerprint: fingerprint::crc64_avro(logical_form.as_bytes()),
+            fingerprint: fingerprint::crc64_avro(canonical_form.as_bytes()),
+            legacy_fingerprint: fingerprint::legacy(&schema),
+            name,
+            version,
+            canonical_form,
+            schema,
+        })
+    }
 }
 
 /// All known schemas, by fingerprint and by (name, version).
 #[derive(Debug, Clone)]
 pub struct SchemaRegistry {
     by_fingerprint: HashMap<u64, SchemaInfo>,
+    /// Legacy fingerprint → fingerprint.
+    legacy: HashMap<u64, u64>,
     by_name: HashMap<String, BTreeMap<u32, u64>>,
-}
-
-/// CRC-64-AVRO (Rabin) fingerprint of `schema`'s parsing canonical form, as
-/// it appears (little-endian) in a payload header.
-pub fn fingerprint(schema: &Schema) -> u64 {
-    let bytes = schema.fingerprint::<Rabin>().bytes;
-    let mut fp = [0u8; 8];
-    fp.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(fp)
 }
 
 /// The fingerprint in a payload's header, after checking the magic bytes.
@@ -194,9 +235,11 @@ pub fn encode<M: Message>(m: &M) -> Result<Vec<u8>, CodecError> {
     SchemaRegistry::embedded().encode(m)
 }
 
-/// Decodes a payload into `M` with the schemas of [`SchemaRegistry::embedded`].
+/// Decodes a payload into `M` with the schemas of [`SchemaStore::global`]:
+/// the compiled-in ones plus those of `SAGA_SCHEMA_DIR`, reloaded when the
+/// writer schema is unknown (see [`crate::store`] for the policy).
 pub fn decode<M: Message>(payload: &[u8]) -> Result<M, CodecError> {
-    SchemaRegistry::embedded().decode(payload)
+    SchemaStore::global().decode(payload)
 }
 
 impl SchemaRegistry {
@@ -238,7 +281,7 @@ impl SchemaRegistry {
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
         apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
-        let mut registry = SchemaRegistry { by_fingerprint: HashMap::new(), by_name: HashMap::new() };
+        let mut registry = SchemaRegistry::empty();
         for (file, text) in sources {
             let info = parse_schema_file(file, text)?;
             registry.insert(file, info)?;
@@ -246,9 +289,56 @@ impl SchemaRegistry {
         Ok(registry)
     }
 
+    /// A registry without schemas.
+    pub fn empty() -> Self {
+        SchemaRegistry { by_fingerprint: HashMap::new(), legacy: HashMap::new(), by_name: HashMap::new() }
+    }
+
+    /// Adds the schemas of `other` this registry lacks; returns how many.
+    /// A schema both have (same fingerprint) is kept once; the same name and
+    /// version with another canonical form is an error (a published version
+    /// was edited) and leaves `self` unchanged.
+    pub fn merge(&mut self, other: &SchemaRegistry) -> Result<usize, CodecError> {
+        let new: Vec<&SchemaInfo> = other
+            .schemas()
+            .into_iter()
+            .filter(|s| !self.by_fingerprint.contains_key(&s.fingerprint))
+            .collect();
+        for s in &new {
+            if let Some(mine) = self.lookup(&s.name, s.version) {
+                return Err(CodecError::LoadSchema {
+                    file: s.label(),
+                    reason: format!(
+                        "conflicts with the known {}: canonical forms differ ({:#018x} vs {:#018x}); \
+                         a published version must not change",
+                        mine.label(),
+                        s.fingerprint,
+                        mine.fingerprint
+                    ),
+                });
+            }
+        }
+        for s in &new {
+            self.insert(&s.label(), (*s).clone())?;
+        }
+        Ok(new.len())
+    }
+
+    /// Number of schemas.
+    pub fn len(&self) -> usize {
+        self.by_fingerprint.len()
+    }
+
+    /// No schemas at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_fingerprint.is_empty()
+    }
+
     fn insert(&mut self, file: &str, info: SchemaInfo) -> Result<(), CodecError> {
         let load_err = |reason: String| CodecError::LoadSchema { file: file.to_owned(), reason };
-        if let Some(other) = self.by_fingerprint.get(&info.fingerprint) {
+        if let Some(other) =
+            self.by_fingerprint(info.fingerprint).or_else(|| self.by_fingerprint(info.legacy_fingerprint))
+        {
             return Err(load_err(format!(
                 "same canonical form (fingerprint {:#018x}) as {}; a change that only \
                  touches docs needs no new version",
@@ -261,6 +351,7 @@ impl SchemaRegistry {
             return Err(load_err(format!("{} is defined twice", info.label())));
         }
         versions.insert(info.version, info.fingerprint);
+        self.legacy.insert(info.legacy_fingerprint, info.fingerprint);
         self.by_fingerprint.insert(info.fingerprint, info);
         Ok(())
     }
@@ -271,9 +362,11 @@ impl SchemaRegistry {
         self.by_fingerprint.get(fp)
     }
 
-    /// The schema with this fingerprint.
+    /// The schema with this fingerprint, or with this legacy fingerprint.
     pub fn by_fingerprint(&self, fingerprint: u64) -> Option<&SchemaInfo> {
-        self.by_fingerprint.get(&fingerprint)
+        self.by_fingerprint
+            .get(&fingerprint)
+            .or_else(|| self.legacy.get(&fingerprint).and_then(|fp| self.by_fingerprint.get(fp)))
     }
 
     /// Every version of `name`, oldest first.
@@ -295,7 +388,10 @@ impl SchemaRegistry {
     /// read). Lets a router dispatch on the message type without headers.
     pub fn writer_schema(&self, payload: &[u8]) -> Result<&SchemaInfo, CodecError> {
         let fingerprint = payload_fingerprint(payload)?;
-        self.by_fingerprint(fingerprint).ok_or(CodecError::UnknownSchema { fingerprint })
+        self.by_fingerprint(fingerprint).ok_or_else(|| CodecError::UnknownSchema {
+            fingerprint,
+            detail: format!("none of the {} schemas this reader knows", self.len()),
+        })
     }
 
     /// Encodes `m` with the schema `M::NAME` v`M::VERSION`.
@@ -405,7 +501,7 @@ fn parse_schema_file(file: &str, text: &str) -> Result<SchemaInfo, CodecError> {
         )));
     }
     let name = record.name.fullname(None);
-    Ok(SchemaInfo { name, version, fingerprint: fingerprint(&schema), schema })
+    SchemaInfo::from_parsed(name, version, text, schema).map_err(load_err)
 }
 
 /// `OrderCreated.v2.avsc` → `("OrderCreated", 2)`.
@@ -416,7 +512,7 @@ fn parse_file_name(base: &str) -> Option<(&str, u32)> {
     (version >= 1 && !simple.is_empty()).then_some((simple, version))
 }
 
-fn collect_avsc(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CodecError> {
+pub(crate) fn collect_avsc(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CodecError> {
     let io_err =
         |e: std::io::Error| CodecError::LoadSchema { file: dir.display().to_string(), reason: e.to_string() };
     for entry in std::fs::read_dir(dir).map_err(io_err)? {
@@ -433,13 +529,6 @@ fn collect_avsc(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprint_matches_the_avro_spec_test_vector() {
-        // share/test/data/schema-tests.txt in apache/avro: "null" -> 7195948357588979594
-        let schema = Schema::parse_str(r#""null""#).expect("valid schema");
-        assert_eq!(fingerprint(&schema) as i64, 7195948357588979594);
-    }
 
     #[test]
     fn file_names_give_name_and_version() {

@@ -36,15 +36,26 @@
 //! * [`message`] — the [`Message`] trait and [`OutgoingMessage`].
 //! * [`codec`] — Avro single-object encoding, the schema registry, schema
 //!   resolution between versions.
+//! * [`canonical`] — the Parsing Canonical Form, as the specification and
+//!   Java compute it.
+//! * [`fingerprint`] — CRC-64-AVRO of it (and the legacy fingerprint).
+//! * [`pinned`] — published versions frozen: `schemas/fingerprints.txt`.
+//! * [`store`] — the schemas a running reader knows (compiled in plus
+//!   `SAGA_SCHEMA_DIR`) and the policy for an unknown writer schema.
 //! * [`messages`] — the typed messages of the order saga.
 //! * [`topics`] — topic names and keying rules.
 
+pub mod canonical;
 pub mod codec;
 pub mod envelope;
+pub mod fingerprint;
 pub mod message;
 pub mod messages;
+pub mod pinned;
+pub mod store;
 pub mod topics;
 
 pub use codec::{CodecError, SchemaInfo, SchemaRegistry, decode, encode};
 pub use envelope::{Envelope, EnvelopeError};
 pub use message::{Message, OutgoingMessage};
+pub use store::SchemaStore;

@@ -11,7 +11,6 @@
 
 use std::path::Path;
 
-use apache_avro::Schema;
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use events::codec::{SchemaInfo, SchemaRegistry};
 
@@ -142,22 +141,104 @@ fn the_gate_accepts_the_shipped_evolution_and_a_new_optional_field() {
 #[test]
 fn a_partial_match_is_not_enough() {
     // A union that gained a branch: old readers fail on values of the new branch.
-    let writer = Schema::parse_str(
-        r#"{"type":"record","name":"R","fields":[{"name":"x","type":["null","string","long"]}]}"#,
-    )
-    .expect("writer");
-    let reader =
-        Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"x","type":["null","string"]}]}"#)
-            .expect("reader");
-    let info = |version, schema: Schema| SchemaInfo {
-        name: "R".into(),
-        version,
-        fingerprint: events::codec::fingerprint(&schema),
-        schema,
-    };
+    let writer = r#"{"type":"record","name":"R","fields":[{"name":"x","type":["null","string","long"]}]}"#;
+    let reader = r#"{"type":"record","name":"R","fields":[{"name":"x","type":["null","string"]}]}"#;
+    let info = |version, text: &str| SchemaInfo::new("R".into(), version, text).expect("valid schema");
     let (old, new) = (info(1, reader), info(2, writer));
     assert_eq!(SchemaCompatibility::can_read(&new.schema, &old.schema).ok(), Some(Compatibility::Partial));
     let problems = gate(&[&old, &new]);
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(problems[0].contains("a v1 reader cannot read v2 data: only partially"), "{}", problems[0]);
+}
+
+// ---- Published versions are frozen -----------------------------------------
+//
+// `schemas/fingerprints.txt` pins the canonical form of every published
+// version. Editing a published file so that its canonical form changes (a
+// type, a field, a name — anything but docs, defaults, order or aliases)
+// fails here: such a change is a new version.
+
+use events::pinned::{PinProblem, PinnedSet};
+
+fn pins_file() -> String {
+    std::fs::read_to_string(schemas_dir().join("fingerprints.txt")).expect("read schemas/fingerprints.txt")
+}
+
+#[test]
+fn every_published_version_is_pinned_and_unchanged() {
+    let pins = PinnedSet::parse(&pins_file()).expect("pins parse");
+    let registry = SchemaRegistry::from_dir(&schemas_dir()).expect("schemas/ loads");
+    let problems: Vec<String> = pins.check(&registry).iter().map(ToString::to_string).collect();
+    assert!(problems.is_empty(), "published schemas changed:\n  {}", problems.join("\n  "));
+    assert_eq!(pins.pins().count(), registry.len());
+    // The copy compiled into the crate (what `saga schemas check` uses) is the file.
+    assert_eq!(events::pinned::EMBEDDED_PINS, pins_file());
+}
+
+#[test]
+fn the_frozen_gate_catches_an_edit_of_a_published_version() {
+    // millis -> micros: the same Avro type (long) read with another meaning.
+    // Resolution and the canonical form (so the fingerprint) do not see it;
+    // the pinned logical fingerprint does. Then a type change and a rename.
+    let pins = PinnedSet::parse(&pins_file()).expect("pins parse");
+    let edits: [fn(&mut serde_json::Value); 3] = [
+        |j| {
+            for f in fields(j).iter_mut() {
+                if f["name"] == "created_at" {
+                    f["type"]["logicalType"] = serde_json::json!("timestamp-millis");
+                }
+            }
+        },
+        |j| {
+            for f in fields(j).iter_mut() {
+                if f["name"] == "total_minor" {
+                    f["type"] = serde_json::json!("int");
+                }
+            }
+        },
+        |j| fields(j)[0]["name"] = serde_json::json!("id"),
+    ];
+    for edit in edits {
+        let v1 = variant_of_v1(edit);
+        let v2 = std::fs::read_to_string(schemas_dir().join("order/OrderCreated.v2.avsc")).expect("read v2");
+        let registry = SchemaRegistry::from_sources([
+            ("OrderCreated.v1.avsc", v1.as_str()),
+            ("OrderCreated.v2.avsc", v2.as_str()),
+        ])
+        .expect("parse");
+        let problems = pins.check(&registry);
+        assert!(
+            problems.iter().any(
+                |p| matches!(p, PinProblem::Changed { label, .. } if label == "saga.order.OrderCreated v1")
+            ),
+            "{problems:?}"
+        );
+    }
+}
+
+#[test]
+fn doc_only_edits_pass_and_new_or_removed_versions_are_reported() {
+    let pins = PinnedSet::parse(&pins_file()).expect("pins parse");
+    let v1 = variant_of_v1(|j| j["doc"] = serde_json::json!("reworded"));
+    let v3 = variant_of_v1(|j| {
+        fields(j).push(serde_json::json!({"name": "note", "type": "string", "default": "", "doc": "d"}))
+    });
+    let registry = SchemaRegistry::from_sources([
+        ("OrderCreated.v1.avsc", v1.as_str()),
+        ("OrderCreated.v3.avsc", v3.as_str()),
+    ])
+    .expect("parse");
+    let problems = pins.check(&registry);
+    // v1 unchanged (docs only); v3 new; v2 and every other message gone.
+    assert!(!problems.iter().any(|p| matches!(p, PinProblem::Changed { .. })), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, PinProblem::Unpinned { label, .. } if label.ends_with("OrderCreated v3")))
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, PinProblem::Missing { label } if label.ends_with("OrderCreated v2")))
+    );
 }

@@ -195,3 +195,21 @@ fn a_registry_from_the_schema_folder_decodes_what_the_embedded_one_wrote() {
     let back: OrderCreated = from_files.decode(&bytes).expect("decode with files");
     assert_eq!(back, created_v2("web"));
 }
+
+#[test]
+fn records_written_with_the_legacy_fingerprint_still_decode() {
+    // Until issue 13 the header carried apache-avro's fingerprint (pinned as
+    // `legacy` in schemas/fingerprints.txt). Records already on topics keep it.
+    let pins = events::pinned::PinnedSet::embedded().expect("pins");
+    let pin = pins.get(OrderCreated::NAME, 2).expect("pinned");
+    assert_ne!(pin.legacy_fingerprint, pin.fingerprint);
+    let mut bytes = codec::encode(&created_v2("web")).expect("encode");
+    assert_eq!(bytes[2..HEADER_LEN], pin.fingerprint.to_le_bytes(), "writers use the new fingerprint");
+    bytes[2..HEADER_LEN].copy_from_slice(&pin.legacy_fingerprint.to_le_bytes());
+    let back: OrderCreated = codec::decode(&bytes).expect("legacy header decodes");
+    assert_eq!(back, created_v2("web"));
+    let old: v1::OrderCreated = codec::decode(&bytes).expect("and resolves to v1");
+    assert_eq!(old.order_id, id(1));
+    let (writer, _) = SchemaRegistry::embedded().decode_json(&bytes).expect("json");
+    assert_eq!(writer.version, 2);
+}
