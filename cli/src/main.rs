@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "saga",
-    about = "Operate the saga system: topics, relay, tail, dead-letter re-drive, resume stopped sagas"
+    about = "Operate the saga system: topics, relay, tail, dead-letter re-drive, resume stopped sagas, schemas"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,11 +24,14 @@ enum Command {
     Redrive(redrive::Args),
     /// Send the compensation of sagas stopped in COMPENSATION_FAILED again.
     Resume(resume::Args),
+    /// List schemas with fingerprints and canonical forms; check a directory against the pinned set.
+    Schemas(schemas::Args),
 }
 
 mod redrive;
 mod relay;
 mod resume;
+mod schemas;
 mod tail;
 mod topics;
 
@@ -41,5 +44,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Tail(a) => tail::run(a).await,
         Command::Redrive(a) => redrive::run(a).await,
         Command::Resume(a) => resume::run(a).await,
+        Command::Schemas(a) => schemas::run(a),
     }
 }

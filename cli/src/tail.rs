@@ -3,8 +3,8 @@
 //! Reads every partition directly (no consumer group, nothing committed), so
 //! it never disturbs a service's offsets. Each record prints as one JSON line:
 //! partition, offset, key, the envelope headers, and the Avro body decoded
-//! with the schemas embedded in the `events` crate (or an error naming why it
-//! could not be decoded).
+//! with the schemas embedded in the `events` crate plus those of
+//! `SAGA_SCHEMA_DIR` (or an error naming why it could not be decoded).
 
 use std::time::{Duration, Instant};
 
@@ -58,7 +58,7 @@ fn tail(args: Args) -> anyhow::Result<()> {
     }
     consumer.assign(&tpl).context("assigning partitions")?;
 
-    let registry = events::SchemaRegistry::embedded();
+    let registry = events::SchemaStore::global();
     let mut seen = 0usize;
     let mut last = Instant::now();
     while args.count.is_none_or(|c| seen < c) && last.elapsed() < Duration::from_secs(args.idle_timeout) {
