@@ -6,6 +6,7 @@
 //! and links once instead of once per file. Run a module alone with
 //! `cargo nextest run -p e2e outbox_relay::` (or `cargo test -p e2e saga::`).
 
+mod avro_reader;
 mod cluster;
 mod consumer_runtime;
 mod outbox_relay;
