@@ -68,6 +68,8 @@ pub fn sqlstate(code: &str) -> ErrorClass {
     const TRANSIENT_CODES: &[&str] = &[
         "40001", // serialization_failure
         "40P01", // deadlock_detected
+        "40003", // statement_completion_unknown (connection lost mid-commit)
+        "25006", // read_only_sql_transaction (a failover left us on a standby)
         "55P03", // lock_not_available
         "57014", // query_canceled (statement_timeout)
         "57P01", // admin_shutdown
@@ -100,6 +102,33 @@ mod tests {
         }
         for code in ["23505", "23503", "22P02", "22003", "42P01", "42601", "P0001", "XX000"] {
             assert_eq!(sqlstate(code), ErrorClass::Permanent, "{code}");
+        }
+    }
+
+    /// What a primary failing over looks like from a client: the server
+    /// shutting down, a session landing on a standby that is still read-only
+    /// or starting up, a commit whose outcome is unknown. All retried.
+    #[test]
+    fn failover_errors_are_transient() {
+        for (code, what) in [
+            ("25006", "read_only_sql_transaction"),
+            ("40003", "statement_completion_unknown"),
+            ("57P01", "admin_shutdown"),
+            ("57P02", "crash_shutdown"),
+            ("57P03", "cannot_connect_now"),
+            ("08006", "connection_failure"),
+            ("08003", "connection_does_not_exist"),
+        ] {
+            assert_eq!(sqlstate(code), ErrorClass::Transient, "{code} {what}");
+        }
+        for kind in [
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::ConnectionAborted,
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::BrokenPipe,
+        ] {
+            let e = sqlx::Error::Io(std::io::Error::new(kind, "reset by peer"));
+            assert_eq!(sqlx_error(&e), ErrorClass::Transient, "{kind:?}");
         }
     }
 

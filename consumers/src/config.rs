@@ -48,7 +48,28 @@ pub struct ConsumerConfig {
     /// (asynchronously) after every record. A longer interval only means more
     /// redeliveries after a crash, which the inbox skips.
     pub commit_interval: Duration,
-    /// On shutdown, how long the record being processed may still take.
+    /// Transactions open at once over all partitions of the member. Keep it
+    /// at or below the pool's `max_connections` (a worker waiting for a
+    /// connection waits inside its attempt).
+    pub max_in_flight: usize,
+    /// Most records of one partition applied in one transaction (whatever
+    /// has arrived, never waiting for more). 1 applies every record alone.
+    pub max_batch: usize,
+    /// Fetched records a partition's worker may have waiting before the
+    /// partition is paused (resumed at half of it). Bounds memory and keeps
+    /// the member polling while a partition retries.
+    pub max_buffered: usize,
+    /// Longest one attempt (transaction with the handler) may take; one
+    /// that takes longer is rolled back and retried as transient.
+    pub attempt_timeout: Duration,
+    /// On revocation, how long a revoked partition's transaction in flight
+    /// may still take before the partition is given up. The group's
+    /// rebalance waits for this member at most that long.
+    pub rebalance_grace: Duration,
+    /// Longest wait between two tries of a dead-letter publish that fails
+    /// (the partition is halted meanwhile; see [`crate::dead_letter`]).
+    pub dead_letter_max_delay: Duration,
+    /// On shutdown, how long the records being processed may still take.
     pub in_flight_grace: Duration,
     /// On shutdown, how long committing and leaving the group may take. The
     /// whole shutdown is bounded by `in_flight_grace + close_timeout`.
@@ -72,7 +93,10 @@ pub struct ConsumerConfig {
     /// rebalance.
     pub session_timeout: Duration,
     /// librdkafka `max.poll.interval.ms`: a member that does not poll for this
-    /// long leaves the group. Must exceed the worst-case retry time.
+    /// long leaves the group; it is also how long a rebalance waits for the
+    /// members to rejoin. The runtime polls on its own thread, whatever the
+    /// workers do, so retries never approach it; `rebalance_grace` must
+    /// stay below it.
     pub max_poll_interval: Duration,
     /// librdkafka settings of the connection (security), given to the
     /// consumer and to its dead-letter producer alike; see
@@ -94,6 +118,12 @@ impl Default for ConsumerConfig {
             inbox: InboxMode::Enabled,
             retry: RetryPolicy::default(),
             commit_interval: Duration::from_secs(1),
+            max_in_flight: 8,
+            max_batch: 64,
+            max_buffered: 1_000,
+            attempt_timeout: Duration::from_secs(30),
+            rebalance_grace: Duration::from_secs(5),
+            dead_letter_max_delay: Duration::from_secs(30),
             in_flight_grace: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
             group_instance_id: None,
@@ -175,15 +205,48 @@ impl ConsumerConfig {
             ));
         }
         self.retry.validate()?;
-        let worst = self.retry.worst_case_delay();
-        if worst >= self.max_poll_interval {
+        for (name, value) in [
+            ("max_in_flight", self.max_in_flight),
+            ("max_batch", self.max_batch),
+            ("max_buffered", self.max_buffered),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.attempt_timeout.is_zero() {
+            return Err("attempt_timeout must be positive".into());
+        }
+        // What the group tolerates: a rebalance waits at most
+        // max.poll.interval.ms for this member to rejoin, and the
+        // revocation callback holds the member for up to rebalance_grace
+        // (plus a margin for the workers' last reports).
+        if self.rebalance_grace + Duration::from_secs(1) >= self.max_poll_interval {
             return Err(format!(
-                "the retry policy may wait {worst:?} in total, not below max_poll_interval ({:?}): \
-                 the consumer would be evicted from its group while retrying",
-                self.max_poll_interval
+                "rebalance_grace ({:?}) plus 1 s must stay below max_poll_interval ({:?}): \
+                 the group's rebalance would not wait for this member",
+                self.rebalance_grace, self.max_poll_interval
+            ));
+        }
+        // A record holds its partition for at most attempts x timeout +
+        // backoff before it is dead-lettered. The member keeps polling
+        // meanwhile (the partition is paused, not the member), so the group
+        // does not mind; but an attempt that may outlast the session would
+        // also outlast any grace: refuse it.
+        if self.attempt_timeout >= self.max_poll_interval {
+            return Err(format!(
+                "attempt_timeout ({:?}) must stay below max_poll_interval ({:?})",
+                self.attempt_timeout, self.max_poll_interval
             ));
         }
         Ok(())
+    }
+
+    /// Longest one record can hold its partition before it is
+    /// dead-lettered: `max_attempts × attempt_timeout` plus the longest
+    /// backoff between them (logged at start).
+    pub fn worst_case_hold(&self) -> Duration {
+        self.retry.worst_case_hold(self.attempt_timeout)
     }
 
     /// The librdkafka configuration: the connection, manual offset store
@@ -263,11 +326,26 @@ mod tests {
     }
 
     #[test]
-    fn rejects_dlq_topics_bad_reset_and_retry_longer_than_poll_interval() {
+    fn rejects_dlq_topics_bad_reset_and_graces_the_group_would_not_wait_for() {
         let dlq = ConsumerConfig { topics: vec!["inventory.commands.dlq".into()], ..valid() };
         assert!(dlq.validate().is_err());
         let reset = ConsumerConfig { auto_offset_reset: "smallest-ish".into(), ..valid() };
         assert!(reset.validate().is_err());
+        let slow_rebalance = ConsumerConfig { rebalance_grace: Duration::from_secs(300), ..valid() };
+        let err = slow_rebalance.validate().expect_err("grace too long");
+        assert!(err.contains("rebalance_grace") && err.contains("max_poll_interval"), "{err}");
+        let slow_attempt = ConsumerConfig { attempt_timeout: Duration::from_secs(301), ..valid() };
+        assert!(slow_attempt.validate().expect_err("attempt too long").contains("attempt_timeout"));
+        let zero = ConsumerConfig { attempt_timeout: Duration::ZERO, ..valid() };
+        assert!(zero.validate().is_err());
+        for bad in [
+            ConsumerConfig { max_in_flight: 0, ..valid() },
+            ConsumerConfig { max_batch: 0, ..valid() },
+            ConsumerConfig { max_buffered: 0, ..valid() },
+        ] {
+            assert!(bad.validate().expect_err("zero").contains("at least 1"));
+        }
+        // A patient retry policy is fine: the member keeps polling.
         let patient = ConsumerConfig {
             retry: RetryPolicy {
                 max_attempts: 100,
@@ -276,14 +354,17 @@ mod tests {
             },
             ..valid()
         };
-        let err = patient.validate().expect_err("retries too long");
-        assert!(err.contains("max_poll_interval"), "{err}");
+        assert_eq!(patient.validate(), Ok(()));
+        assert!(patient.worst_case_hold() > Duration::from_secs(100 * 30));
     }
 
     #[test]
     fn instance_ids_are_per_host_unless_set() {
         assert_eq!(instance_id_from("inv", None, Some("h1".into())).as_deref(), Some("inv-h1"));
-        assert_eq!(instance_id_from("inv", Some("inv-2".into()), Some("h1".into())).as_deref(), Some("inv-2"));
+        assert_eq!(
+            instance_id_from("inv", Some("inv-2".into()), Some("h1".into())).as_deref(),
+            Some("inv-2")
+        );
         assert_eq!(instance_id_from("inv", Some(" ".into()), Some("h1".into())), None);
         let cfg = ConsumerConfig { group_instance_id: Some("inv-h1".into()), ..valid() };
         assert_eq!(cfg.client_config().get("group.instance.id"), Some("inv-h1"));

@@ -22,10 +22,16 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use producers::{Delivery, PublishError, Publisher, Record};
-use tokio_util::sync::CancellationToken;
 
 use crate::message::RawRecord;
-use crate::retry::{Failure, RetryPolicy, grace_expired};
+use crate::retry::{Failure, RetryPolicy};
+use crate::stats::Stats;
+use crate::stop::Stop;
+
+/// Longest `dlq-error-message` value, in bytes: error texts (a handler's, a
+/// database's) can be long, and the broker refuses a record whose headers
+/// push it past the topic's limit.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 2048;
 
 /// Names of the headers added to a dead letter. Values are UTF-8 text.
 pub mod header {
@@ -69,7 +75,7 @@ impl DeadLetter {
         add(header::ORIGINAL_PARTITION, record.partition.to_string());
         add(header::ORIGINAL_OFFSET, record.offset.to_string());
         add(header::ERROR_CLASS, failure.class.as_str().to_owned());
-        add(header::ERROR_MESSAGE, failure.reason.clone());
+        add(header::ERROR_MESSAGE, capped(&failure.reason, MAX_ERROR_MESSAGE_BYTES));
         add(header::ATTEMPTS, failure.attempts.to_string());
         add(header::FIRST_FAILURE_AT, rfc3339(failure.first_failure_at));
         add(header::CONSUMER, consumer.to_owned());
@@ -91,43 +97,126 @@ impl DeadLetter {
         }
     }
 
+    /// `topic/partition@offset` of the original record.
+    pub fn position(&self) -> String {
+        let h = |name| self.header(name).unwrap_or("?");
+        format!(
+            "{}/{}@{}",
+            h(header::ORIGINAL_TOPIC),
+            h(header::ORIGINAL_PARTITION),
+            h(header::ORIGINAL_OFFSET)
+        )
+    }
+
     /// The last value of header `name`, as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+fn capped(text: &str, max: usize) -> String {
+    const MARK: &str = "… (truncated)";
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &text[..end])
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Publishes `letter`, retrying every failure with the policy's backoff (a
-/// dead letter must not be lost, and the record's offset is only committed
-/// once it is published). Returns `None` when shutdown (`cancel` plus
-/// `grace`) came first; the record is then left uncommitted and redelivered.
+/// Publishes `letter`, retrying every failure: a dead letter must not be
+/// lost, and the record's offset is only committed once it is published.
+///
+/// A failed publish **halts the partition**: an error log says which record,
+/// which dead-letter topic and why (with what to do when the topic is
+/// missing, the record too large for it, or the client not authorised), the
+/// halted-partitions gauge ([`StatsSnapshot::halted_partitions`](crate::StatsSnapshot::halted_partitions))
+/// goes up, and the publish is tried again with a backoff that grows to
+/// `max_delay` (30 s by default). Nothing after the record is committed
+/// meanwhile; once the cause is fixed the next try publishes it and the
+/// partition resumes by itself. Returns `None` when a stop (shutdown,
+/// revocation) came first; the record is then left uncommitted and
+/// redelivered.
 pub(crate) async fn publish<P: Publisher>(
     publisher: &P,
     letter: &DeadLetter,
     policy: &RetryPolicy,
-    cancel: &CancellationToken,
-    grace: std::time::Duration,
+    stop: &Stop,
+    stats: &Stats,
 ) -> Option<Delivery> {
     let mut delays = policy.endless_delays();
+    let mut halt = None;
     loop {
         let result: Result<Delivery, PublishError> = tokio::select! {
+            biased;
             r = publisher.publish(letter.record()) => r,
-            _ = grace_expired(cancel, grace) => return None,
+            _ = stop.expired() => return None,
         };
         let error = match result {
-            Ok(d) => return Some(d),
+            Ok(d) => {
+                if halt.is_some() {
+                    tracing::info!(topic = %letter.topic, "dead letter published; the partition resumes");
+                }
+                return Some(d);
+            }
             Err(e) => e,
         };
         let delay = delays.next().unwrap_or(policy.max_delay);
-        tracing::error!(topic = %letter.topic, error = %error, ?delay, "cannot publish dead letter; retrying");
+        let hint = hint(&error);
+        if halt.is_none() {
+            halt = Some(Halted::new(stats));
+        }
+        tracing::error!(
+            topic = %letter.topic,
+            original = %letter.position(),
+            error = %error,
+            hint,
+            ?delay,
+            "cannot publish dead letter: partition halted, nothing after this record is committed; retrying",
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => return None,
+            _ = stop.requested() => return None,
         }
+    }
+}
+
+/// Holds the halted-partitions gauge up while it lives.
+struct Halted<'a>(&'a Stats);
+
+impl<'a> Halted<'a> {
+    fn new(stats: &'a Stats) -> Self {
+        stats.halt_started();
+        Halted(stats)
+    }
+}
+
+impl Drop for Halted<'_> {
+    fn drop(&mut self) {
+        self.0.halt_ended();
+    }
+}
+
+/// What an operator can do about a failed dead-letter publish.
+fn hint(error: &PublishError) -> &'static str {
+    let text = error.to_string().to_ascii_lowercase();
+    if text.contains("unknown topic") || text.contains("unknowntopic") {
+        "the dead-letter topic does not exist: create it (saga topics creates every <topic>.dlq)"
+    } else if text.contains("too large") || text.contains("toolarge") || text.contains("size") {
+        "the record is larger than the dead-letter topic accepts: raise its max.message.bytes"
+    } else if text.contains("authoriz") || text.contains("authentic") {
+        "the consumer may not write to the dead-letter topic: grant it WRITE on the topic"
+    } else if error.is_fatal() {
+        "the dead-letter producer failed fatally: restart the consumer"
+    } else {
+        "the broker did not take the record: see the error"
     }
 }
 
@@ -160,6 +249,17 @@ mod tests {
                 .map(|t| t.with_timezone(&Utc))
                 .expect("valid literal"),
         }
+    }
+
+    #[test]
+    fn long_error_texts_are_capped_on_a_character_boundary() {
+        let long = Failure { reason: "é".repeat(5_000), ..failure() };
+        let letter = DeadLetter::new(&raw(), &long, "c");
+        let text = letter.header(header::ERROR_MESSAGE).expect("utf-8 header");
+        assert!(text.len() <= MAX_ERROR_MESSAGE_BYTES, "{}", text.len());
+        assert!(text.len() > MAX_ERROR_MESSAGE_BYTES - 20);
+        assert!(text.ends_with("(truncated)"));
+        assert_eq!(capped("short", 10), "short");
     }
 
     #[test]
@@ -208,25 +308,28 @@ mod tests {
     async fn publishing_is_retried_until_it_succeeds() {
         let p = FlakyPublisher { failures: Mutex::new(3), published: Mutex::new(vec![]) };
         let letter = DeadLetter::new(&raw(), &failure(), "c");
-        let d =
-            publish(&p, &letter, &RetryPolicy::default(), &CancellationToken::new(), Duration::from_secs(1))
-                .await;
+        let stats = Stats::default();
+        let d = publish(&p, &letter, &RetryPolicy::default(), &Stop::default(), &stats).await;
         assert_eq!(d.map(|d| d.offset), Some(5));
+        assert_eq!(stats.snapshot().halted_partitions, 0, "the gauge comes down on success");
         assert_eq!(*p.published.lock().expect("not poisoned"), vec!["payment.commands.dlq".to_owned()]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn shutdown_stops_the_publish_retries() {
         let p = FlakyPublisher { failures: Mutex::new(u32::MAX), published: Mutex::new(vec![]) };
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
+        let stop = Stop::default();
+        let stats = Stats::default();
+        let (s, st) = (stop.clone(), stats.clone());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(30)).await;
-            c.cancel();
+            assert_eq!(st.snapshot().halted_partitions, 1, "halted while it fails");
+            s.request(Duration::from_secs(1));
         });
         let letter = DeadLetter::new(&raw(), &failure(), "c");
-        let d = publish(&p, &letter, &RetryPolicy::default(), &cancel, Duration::from_secs(1)).await;
+        let d = publish(&p, &letter, &RetryPolicy::default(), &stop, &stats).await;
         assert!(d.is_none());
+        assert_eq!(stats.snapshot().halted_partitions, 0);
         assert!(p.published.lock().expect("not poisoned").is_empty());
     }
 }

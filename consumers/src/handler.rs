@@ -78,6 +78,15 @@ pub enum HandlerError {
     /// type, a value the business rules reject. Dead-lettered at once.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// Cannot be applied *yet*, and will be once something outside the
+    /// record changes — typically a payload written with a schema this
+    /// reader does not know yet (a deployment-order problem: the writer was
+    /// upgraded first). Retried without an attempt limit (the backoff caps
+    /// at the retry policy's `max_delay`), never dead-lettered; the
+    /// partition waits, each wait is logged and counted
+    /// ([`StatsSnapshot::deferred`](crate::StatsSnapshot::deferred)).
+    #[error("deferred: {0}")]
+    Deferred(String),
 }
 
 impl HandlerError {
@@ -91,6 +100,11 @@ impl HandlerError {
         HandlerError::Permanent(reason.to_string())
     }
 
+    /// A failure that only a change outside the record (a deployment) fixes.
+    pub fn deferred(reason: impl std::fmt::Display) -> Self {
+        HandlerError::Deferred(reason.to_string())
+    }
+
     /// The permanent error for a message type this handler does not know.
     pub fn unknown_type(message: &InboundMessage) -> Self {
         HandlerError::Permanent(format!(
@@ -99,10 +113,10 @@ impl HandlerError {
         ))
     }
 
-    /// Transient or permanent.
+    /// Transient (deferred counts as transient) or permanent.
     pub fn class(&self) -> ErrorClass {
         match self {
-            HandlerError::Transient(_) => ErrorClass::Transient,
+            HandlerError::Transient(_) | HandlerError::Deferred(_) => ErrorClass::Transient,
             HandlerError::Permanent(_) => ErrorClass::Permanent,
         }
     }
@@ -110,7 +124,7 @@ impl HandlerError {
     /// The reason without the class prefix.
     pub fn reason(&self) -> &str {
         match self {
-            HandlerError::Transient(r) | HandlerError::Permanent(r) => r,
+            HandlerError::Transient(r) | HandlerError::Permanent(r) | HandlerError::Deferred(r) => r,
         }
     }
 }

@@ -13,7 +13,10 @@
 //! their own history table ([`MIGRATIONS_TABLE`]) so that several crates'
 //! migrations can share one database without their version numbers clashing.
 
+use std::collections::HashSet;
+
 use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::error::ConsumerError;
 use crate::message::InboundMessage;
@@ -66,6 +69,40 @@ pub async fn record(
     .await?
     .rows_affected();
     Ok(if inserted == 1 { InboxEntry::New } else { InboxEntry::Duplicate })
+}
+
+/// Records every message of a batch as applied by `consumer`, inside `tx`,
+/// in ONE statement; returns the event ids that were new. An id that occurs
+/// twice in the batch is returned once: the first record with it applies,
+/// the later ones are duplicates. Must run before the handler calls, in the
+/// same transaction as their effects.
+pub async fn record_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    consumer: &str,
+    messages: &[InboundMessage],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.envelope.event_id).collect();
+    let types: Vec<&str> = messages.iter().map(|m| m.envelope.message_type.as_str()).collect();
+    let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+    let partitions: Vec<i32> = messages.iter().map(|m| m.partition).collect();
+    let offsets: Vec<i64> = messages.iter().map(|m| m.offset).collect();
+    let new: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO consumer_inbox \
+             (consumer_name, event_id, message_type, topic, kafka_partition, kafka_offset) \
+         SELECT $1, e.* FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int8[]) \
+             AS e(event_id, message_type, topic, kafka_partition, kafka_offset) \
+         ON CONFLICT (consumer_name, event_id) DO NOTHING \
+         RETURNING event_id",
+    )
+    .bind(consumer)
+    .bind(&ids)
+    .bind(&types)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(new.into_iter().collect())
 }
 
 /// Whether `consumer` has applied `event_id` (committed rows only).

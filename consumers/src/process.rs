@@ -1,15 +1,17 @@
-//! The life of one record: envelope, inbox, handler, commit; retries; dead
-//! letter. Kafka offsets are not touched here: the runtime stores the offset
-//! once [`Pipeline::process`] reports the record finished.
+//! The life of a record: envelope, inbox, handler, commit; retries; dead
+//! letter — one record at a time, or several of one partition in one
+//! transaction. Kafka offsets are not touched here: the partition's worker
+//! reports the records finished and the poll thread stores their offsets.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::FutureExt as _;
 use producers::Publisher;
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::classify::ErrorClass;
@@ -20,6 +22,7 @@ use crate::inbox::{self, InboxEntry};
 use crate::message::{InboundMessage, RawRecord};
 use crate::retry::{self, Failure, Retried, RetryPolicy};
 use crate::stats::Stats;
+use crate::stop::Stop;
 
 /// How a record ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +33,8 @@ pub(crate) enum Outcome {
     Duplicate,
     /// Published to the dead-letter topic.
     DeadLettered,
-    /// Shutdown interrupted it; its offset must not be stored.
+    /// A stop (shutdown, revocation) interrupted it; its offset must not be
+    /// stored.
     Cancelled,
 }
 
@@ -41,6 +45,18 @@ impl Outcome {
     }
 }
 
+/// How a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchOutcome {
+    /// One transaction applied (or skipped as duplicates) every record.
+    Finished,
+    /// The transaction failed and was rolled back: apply the records one by
+    /// one, so that a poison record is dead-lettered alone.
+    OneByOne,
+    /// A stop came first; nothing was committed.
+    Cancelled,
+}
+
 /// Everything needed to process records, minus Kafka consumption.
 pub(crate) struct Pipeline<H, P> {
     pub(crate) name: String,
@@ -49,13 +65,17 @@ pub(crate) struct Pipeline<H, P> {
     pub(crate) dead_letters: P,
     pub(crate) inbox: InboxMode,
     pub(crate) retry: RetryPolicy,
-    pub(crate) grace: Duration,
+    /// Backoff of dead-letter publishes (halted partition).
+    pub(crate) dead_letter_retry: RetryPolicy,
+    pub(crate) attempt_timeout: Duration,
+    /// Transactions open at once, over all partitions (`max_in_flight`).
+    pub(crate) permits: Semaphore,
     pub(crate) stats: Stats,
 }
 
 impl<H: Handler, P: Publisher> Pipeline<H, P> {
     /// Processes `record` to one of the [`Outcome`]s.
-    pub(crate) async fn process(&self, record: &RawRecord, cancel: &CancellationToken) -> Outcome {
+    pub(crate) async fn process(&self, record: &RawRecord, stop: &Stop) -> Outcome {
         let message = match InboundMessage::from_record(record) {
             Ok(m) => m,
             Err(e) => {
@@ -65,28 +85,18 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
                     attempts: 1,
                     first_failure_at: Utc::now(),
                 };
-                return self.dead_letter(record, failure, cancel).await;
+                return self.dead_letter(record, failure, stop).await;
             }
         };
-        let span = tracing::info_span!(
-            "consume",
-            consumer = %self.name,
-            event_id = %message.envelope.event_id,
-            message_type = %message.envelope.message_type,
-            position = %record.position(),
-        );
-        // The record's span continues the producer's trace (W3C context
-        // carried in the envelope), so the handler and its replies join it.
-        let env = &message.envelope;
-        telemetry::continue_trace_from(&span, env.traceparent.as_deref(), env.tracestate.as_deref());
+        let span = consume_span(&self.name, &message);
         async {
             let attempt = |n: u32| {
                 if n > 1 {
                     self.stats.retried(1);
                 }
-                self.attempt(&message)
+                self.bounded(self.attempt(&message))
             };
-            match retry::retry(&self.retry, cancel, self.grace, attempt).await {
+            match retry::retry(&self.retry, stop, attempt).await {
                 Retried::Done { value, attempts } => match value {
                     InboxEntry::New => {
                         self.stats.applied();
@@ -99,15 +109,58 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
                         Outcome::Duplicate
                     }
                 },
-                Retried::Failed(failure) => self.dead_letter(record, failure, cancel).await,
+                Retried::Failed(failure) => self.dead_letter(record, failure, stop).await,
                 Retried::Cancelled => {
-                    tracing::info!("shutdown before the record finished; it will be redelivered");
+                    tracing::info!("stopped before the record finished; it will be redelivered");
                     Outcome::Cancelled
                 }
             }
         }
         .instrument(span)
         .await
+    }
+
+    /// Applies `records` (one partition, in offset order) in one transaction:
+    /// one inbox statement for all, the handler once per new event, one
+    /// commit. Any failure rolls everything back and asks for one-by-one.
+    pub(crate) async fn process_batch(&self, records: &[RawRecord], stop: &Stop) -> BatchOutcome {
+        let Ok(messages) = records.iter().map(InboundMessage::from_record).collect::<Result<Vec<_>, _>>()
+        else {
+            return BatchOutcome::OneByOne;
+        };
+        let result = tokio::select! {
+            biased;
+            r = self.bounded(self.batch_attempt(&messages)) => r,
+            _ = stop.expired() => return BatchOutcome::Cancelled,
+        };
+        match result {
+            Ok((applied, duplicates)) => {
+                self.stats.batch(applied, duplicates);
+                tracing::debug!(records = records.len(), applied, duplicates, "batch applied");
+                BatchOutcome::Finished
+            }
+            Err(e) => {
+                tracing::debug!(records = records.len(), error = %e, "batch failed; applying one by one");
+                BatchOutcome::OneByOne
+            }
+        }
+    }
+
+    /// Runs one attempt with a transaction permit, bounded by `attempt_timeout`.
+    async fn bounded<T>(
+        &self,
+        attempt: impl Future<Output = Result<T, HandlerError>>,
+    ) -> Result<T, HandlerError> {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Err(HandlerError::transient("the consumer is closing"));
+        };
+        match tokio::time::timeout(self.attempt_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.stats.timed_out();
+                Err(HandlerError::transient(format!("attempt timed out after {:?}", self.attempt_timeout)))
+            }
+        }
     }
 
     /// One attempt: a transaction with the inbox row and the handler's effect.
@@ -120,21 +173,52 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             let _ = tx.rollback().await;
             return Ok(InboxEntry::Duplicate);
         }
-        // A panicking handler must not take the consumer down with it: the
-        // panic is a bug that replaying the record would hit again.
-        match AssertUnwindSafe(self.handler.handle(message, &mut tx)).catch_unwind().await {
-            Ok(result) => result?,
-            Err(panic) => {
-                return Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&panic))));
-            }
-        }
+        self.handle(message, &mut tx).await?;
         // If the acknowledgement of this commit is lost, the retry finds the
         // inbox row and reports a duplicate: the effect is still applied once.
         tx.commit().await?;
         Ok(InboxEntry::New)
     }
 
-    async fn dead_letter(&self, record: &RawRecord, failure: Failure, cancel: &CancellationToken) -> Outcome {
+    /// One batch attempt; returns (applied, duplicates).
+    async fn batch_attempt(&self, messages: &[InboundMessage]) -> Result<(u64, u64), HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let new = match self.inbox {
+            InboxMode::Enabled => inbox::record_batch(&mut tx, &self.name, messages).await?,
+            InboxMode::Disabled => messages.iter().map(|m| m.envelope.event_id).collect(),
+        };
+        let mut applied = HashSet::with_capacity(new.len());
+        for message in messages {
+            let id = message.envelope.event_id;
+            if new.contains(&id) && applied.insert(id) {
+                self.handle(message, &mut tx).instrument(consume_span(&self.name, message)).await?;
+            }
+        }
+        tx.commit().await?;
+        let applied = applied.len() as u64;
+        Ok((applied, messages.len() as u64 - applied))
+    }
+
+    /// The handler, with its panics turned into permanent errors: a panic is
+    /// a bug that replaying the record would hit again, and must not take
+    /// the consumer down with it.
+    async fn handle(
+        &self,
+        message: &InboundMessage,
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
+        match AssertUnwindSafe(self.handler.handle(message, tx)).catch_unwind().await {
+            Ok(result) => {
+                if let Err(HandlerError::Deferred(_)) = &result {
+                    self.stats.deferred();
+                }
+                result
+            }
+            Err(panic) => Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&panic)))),
+        }
+    }
+
+    async fn dead_letter(&self, record: &RawRecord, failure: Failure, stop: &Stop) -> Outcome {
         let letter = DeadLetter::new(record, &failure, &self.name);
         tracing::error!(
             position = %record.position(),
@@ -144,7 +228,9 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             topic = %letter.topic,
             "dead-lettering record",
         );
-        match dead_letter::publish(&self.dead_letters, &letter, &self.retry, cancel, self.grace).await {
+        match dead_letter::publish(&self.dead_letters, &letter, &self.dead_letter_retry, stop, &self.stats)
+            .await
+        {
             Some(_) => {
                 self.stats.dead_lettered();
                 Outcome::DeadLettered
@@ -152,6 +238,22 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             None => Outcome::Cancelled,
         }
     }
+}
+
+/// The `consume` span of one message. It continues the producer's trace
+/// (W3C context carried in the envelope), so the handler and its replies
+/// join it.
+fn consume_span(consumer: &str, message: &InboundMessage) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        consumer = %consumer,
+        event_id = %message.envelope.event_id,
+        message_type = %message.envelope.message_type,
+        position = %format_args!("{}/{}@{}", message.topic, message.partition, message.offset),
+    );
+    let env = &message.envelope;
+    telemetry::continue_trace_from(&span, env.traceparent.as_deref(), env.tracestate.as_deref());
+    span
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
@@ -221,20 +323,23 @@ mod tests {
     }
 
     fn pipeline(max_attempts: u32) -> Pipeline<NeverCalled, Recorder> {
+        let retry = RetryPolicy {
+            max_attempts,
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            factor: 2.0,
+            jitter: false,
+        };
         Pipeline {
             name: "test-consumer".into(),
             pool: unreachable_pool(),
             handler: NeverCalled,
             dead_letters: Recorder::default(),
             inbox: InboxMode::Enabled,
-            retry: RetryPolicy {
-                max_attempts,
-                initial_delay: Duration::from_millis(1),
-                max_delay: Duration::from_millis(5),
-                factor: 2.0,
-                jitter: false,
-            },
-            grace: Duration::from_secs(1),
+            dead_letter_retry: retry.clone(),
+            retry,
+            attempt_timeout: Duration::from_secs(5),
+            permits: Semaphore::new(4),
             stats: Stats::default(),
         }
     }
@@ -258,7 +363,7 @@ mod tests {
     #[tokio::test]
     async fn a_record_without_envelope_is_dead_lettered_at_once() {
         let p = pipeline(5);
-        let outcome = p.process(&record(vec![("x".into(), b"y".to_vec())]), &CancellationToken::new()).await;
+        let outcome = p.process(&record(vec![("x".into(), b"y".to_vec())]), &Stop::default()).await;
         assert_eq!(outcome, Outcome::DeadLettered);
         let published = p.dead_letters.0.lock().expect("not poisoned");
         let (topic, headers, payload) = &published[0];
@@ -288,7 +393,7 @@ mod tests {
         let headers =
             envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
         let p = pipeline(3);
-        let outcome = p.process(&record(headers), &CancellationToken::new()).await;
+        let outcome = p.process(&record(headers), &Stop::default()).await;
         assert_eq!(outcome, Outcome::DeadLettered);
         let published = p.dead_letters.0.lock().expect("not poisoned");
         let (_, headers, _) = &published[0];
@@ -323,13 +428,13 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.into_bytes()))
         .collect();
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
+        let stop = Stop::default();
+        let s = stop.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            c.cancel();
+            s.request(Duration::from_secs(1));
         });
-        let outcome = p.process(&record(envelope_headers), &cancel).await;
+        let outcome = p.process(&record(envelope_headers), &stop).await;
         assert_eq!(outcome, Outcome::Cancelled);
         assert!(!outcome.is_finished());
         assert!(p.dead_letters.0.lock().expect("not poisoned").is_empty());

@@ -1,25 +1,40 @@
-//! Consumer-group membership: commit on revocation.
+//! Consumer-group membership: what happens when partitions come and go.
 //!
-//! The runtime processes one record at a time, and librdkafka only runs
-//! rebalance callbacks inside a poll, which the runtime only makes between
-//! records. So when a partition is revoked, no record of it is half done:
-//! every finished record's offset is already in librdkafka's offset store, and
-//! committing that store synchronously before giving the partition up hands
-//! the next owner the exact position. Whatever still slips through (a commit
-//! that fails, a member evicted for not polling, the broker handing one
-//! partition to two members, as tansu does after some rebalances) is a
-//! redelivery, and the inbox skips it.
+//! librdkafka runs the rebalance callback on the poll thread, inside a
+//! poll. On revocation the member stops the revoked partitions' workers: no
+//! new record or attempt starts there, a backoff in progress ends at once,
+//! and the transaction in flight gets `rebalance_grace` to finish. The
+//! callback waits for them (bounded by that grace), stores the offsets of
+//! what they finished, and commits synchronously before giving the
+//! partitions up, so the next owner starts at the exact position. A worker
+//! still busy after the grace can no longer store anything (see
+//! [`crate::assignment`]); its record is redelivered to the next owner,
+//! whose inbox insert waits for this member's transaction and then skips
+//! the event if it committed. When the assignment was *lost* (the member
+//! was cut off and evicted), nothing is stored or committed: another member
+//! may own the partitions already.
+//!
+//! A retry in progress therefore delays the group's rebalance by at most
+//! `rebalance_grace`, never by the retry policy's length.
+
+use std::sync::Mutex;
+use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
+use crate::partitions::{Partitions, commit_stored};
 use crate::stats::Stats;
 
 /// The librdkafka context of a runtime consumer.
 pub(crate) struct GroupContext {
     pub(crate) stats: Stats,
+    /// The workers; installed when the consumer starts running.
+    pub(crate) partitions: Mutex<Option<Partitions>>,
+    /// How long a revoked partition's transaction in flight may still take.
+    pub(crate) rebalance_grace: Duration,
 }
 
 impl ClientContext for GroupContext {}
@@ -28,19 +43,37 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                if consumer.assignment_lost() {
-                    // Another member may own these partitions already; a commit
-                    // could move its position. The inbox covers the replay.
-                    tracing::warn!(partitions = %describe(tpl), "assignment lost; not committing");
-                    return;
+                let lost = consumer.assignment_lost();
+                if lost {
+                    tracing::warn!(partitions = %describe(tpl), "assignment lost; stopping without committing");
+                } else {
+                    tracing::info!(partitions = %describe(tpl), "partitions revoked; finishing and committing");
                 }
-                tracing::info!(partitions = %describe(tpl), "partitions revoked; committing stored offsets");
-                commit_stored(consumer, CommitMode::Sync, &self.stats);
+                let revoked: Vec<_> =
+                    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+                if let Some(p) = self.partitions.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    p.stop_and_wait(consumer, &revoked, self.rebalance_grace, !lost);
+                }
+                if !lost {
+                    commit_stored(consumer, CommitMode::Sync, &self.stats);
+                }
             }
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned")
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            // A partition paused under an earlier assignment must not stay
+            // paused now that it has a fresh worker.
+            if tpl.count() > 0 {
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::debug!(error = %e, "resume after assignment");
+                }
+            }
         }
     }
 
@@ -52,34 +85,6 @@ impl ConsumerContext for GroupContext {
                 tracing::warn!(error = %e, offsets = %describe(offsets), "offset commit failed")
             }
         }
-    }
-}
-
-/// Commits the offsets stored so far. "Nothing to commit" is not an error;
-/// other failures are logged: a missed commit only causes redeliveries.
-pub(crate) fn commit_stored<C: Consumer<GroupContext>>(consumer: &C, mode: CommitMode, stats: &Stats) {
-    match consumer.commit_consumer_state(mode) {
-        Ok(()) => {
-            if matches!(mode, CommitMode::Sync) {
-                stats.committed();
-            }
-        }
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(error = %e, "offset commit failed; records may be redelivered"),
-    }
-}
-
-/// Stores `offset + 1` (the next record to read) for a finished record.
-pub(crate) fn store_next<C: Consumer<GroupContext>>(consumer: &C, topic: &str, partition: i32, offset: i64) {
-    let mut tpl = TopicPartitionList::new();
-    let next = rdkafka::Offset::Offset(offset + 1);
-    if let Err(e) =
-        tpl.add_partition_offset(topic, partition, next).and_then(|()| consumer.store_offsets(&tpl))
-    {
-        // Typically the partition was revoked while the record was processed
-        // (the member was evicted); the new owner replays it and the inbox
-        // skips it.
-        tracing::warn!(error = %e, topic, partition, offset, "cannot store offset");
     }
 }
 

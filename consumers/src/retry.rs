@@ -1,28 +1,25 @@
 //! Retries in place, with exponential backoff (delays from `backon`).
 //!
-//! A transient failure is retried on the same record before the consumer
-//! reads anything else from that partition, so the records of one key are
-//! never reordered. While it retries, the whole partition waits (the runtime
-//! processes records one at a time): that is the price of per-key order.
+//! A transient failure is retried on the same record before the partition's
+//! next record is touched, so the records of one key are never reordered.
+//! While it retries, only its partition waits: the other partitions of the
+//! member go on, and the member keeps polling (the partition is paused once
+//! its buffer fills), so a long retry never gets it evicted from the group.
 //! When the attempts run out the record is dead-lettered and the partition
 //! moves on.
 //!
-//! Keep the worst-case retry time ([`RetryPolicy::worst_case_delay`]) below
-//! the consumer's `max.poll.interval.ms`: while it retries, the consumer does
-//! not poll, and librdkafka leaves the group after that interval (the
-//! partition then moves to another member, which is safe thanks to the inbox
-//! but costs a rebalance). [`ConsumerConfig::validate`](crate::ConsumerConfig::validate)
-//! checks it.
+//! Each attempt is bounded by `attempt_timeout`; a record therefore holds its
+//! partition for at most [`RetryPolicy::worst_case_hold`] before it is
+//! dead-lettered. A stop (shutdown, revocation) cuts that short at once.
 
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
-
 use crate::classify::ErrorClass;
 use crate::handler::HandlerError;
+use crate::stop::Stop;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::{DateTime, Utc};
 
 /// How often and how patiently transient failures are retried.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +39,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     /// 10 attempts, 100 ms doubling up to 10 s, with jitter: at most about
-    /// 65 s of waiting, well inside the default 300 s poll interval.
+    /// 65 s of waiting between attempts.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 10,
@@ -81,6 +78,13 @@ impl RetryPolicy {
         let no_jitter = RetryPolicy { jitter: false, ..self.clone() };
         let sum: Duration = no_jitter.delays().sum();
         if self.jitter { sum * 2 } else { sum }
+    }
+
+    /// Longest time one record can hold its partition before it is
+    /// dead-lettered: every attempt running into `attempt_timeout`, plus
+    /// the longest waits between them.
+    pub fn worst_case_hold(&self, attempt_timeout: Duration) -> Duration {
+        attempt_timeout.saturating_mul(self.max_attempts).saturating_add(self.worst_case_delay())
     }
 
     /// Rejects a policy that never attempts or never grows sensibly.
@@ -122,38 +126,32 @@ pub(crate) enum Retried<T> {
     Cancelled,
 }
 
-/// Resolves once shutdown has begun and the grace period for in-flight work
-/// has elapsed.
-pub(crate) async fn grace_expired(cancel: &CancellationToken, grace: Duration) {
-    cancel.cancelled().await;
-    tokio::time::sleep(grace).await;
-}
-
 /// Runs `op(attempt)` (attempt counts from 1) until it succeeds, fails
-/// permanently, or `policy` runs out.
+/// permanently, or `policy` runs out of transient attempts.
 ///
-/// Shutdown (`cancel`): a running attempt may finish within `grace`; no new
-/// attempt starts after a transient failure, and a backoff sleep is cut
-/// short. The caller must then leave the record uncommitted (it will be
-/// redelivered).
-pub(crate) async fn retry<T, F, Fut>(
-    policy: &RetryPolicy,
-    cancel: &CancellationToken,
-    grace: Duration,
-    mut op: F,
-) -> Retried<T>
+/// A [`HandlerError::Deferred`] failure does not count as an attempt: it is
+/// retried without limit, with the policy's delays capped at
+/// `policy.max_delay`, until it turns into something else (see
+/// [`HandlerError::Deferred`]).
+///
+/// Stop (`stop`): a running attempt may finish until the stop's deadline; no
+/// new attempt starts after a failure, and a backoff sleep is cut short. The
+/// caller must then leave the record uncommitted (it will be redelivered).
+pub(crate) async fn retry<T, F, Fut>(policy: &RetryPolicy, stop: &Stop, mut op: F) -> Retried<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, HandlerError>>,
 {
     let mut delays = policy.delays();
+    let mut deferred_delays = policy.endless_delays();
     let mut first_failure_at = None;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
         let result = tokio::select! {
+            biased;
             r = op(attempt) => r,
-            _ = grace_expired(cancel, grace) => return Retried::Cancelled,
+            _ = stop.expired() => return Retried::Cancelled,
         };
         let error = match result {
             Ok(value) => {
@@ -171,16 +169,23 @@ where
         if let HandlerError::Permanent(_) = error {
             return Retried::Failed(failure(ErrorClass::Permanent));
         }
-        if cancel.is_cancelled() {
+        if stop.is_requested() {
             return Retried::Cancelled;
         }
-        let Some(delay) = delays.next() else {
-            return Retried::Failed(failure(ErrorClass::Transient));
+        let delay = if let HandlerError::Deferred(_) = error {
+            let delay = deferred_delays.next().unwrap_or(policy.max_delay);
+            tracing::warn!(attempt, ?delay, error = %error, "record deferred; waiting (not counted as an attempt)");
+            delay
+        } else {
+            let Some(delay) = delays.next() else {
+                return Retried::Failed(failure(ErrorClass::Transient));
+            };
+            tracing::warn!(attempt, ?delay, error = %error, "transient failure; retrying");
+            delay
         };
-        tracing::warn!(attempt, ?delay, error = %error, "transient failure; retrying");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => return Retried::Cancelled,
+            _ = stop.requested() => return Retried::Cancelled,
         }
     }
 }
@@ -227,7 +232,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_failures_are_retried_until_success() {
         let calls = AtomicU32::new(0);
-        let out = retry(&fast(5), &CancellationToken::new(), Duration::from_secs(1), |attempt| {
+        let out = retry(&fast(5), &Stop::default(), |attempt| {
             calls.fetch_add(1, Ordering::SeqCst);
             async move { if attempt < 3 { Err(HandlerError::transient("db down")) } else { Ok(attempt) } }
         })
@@ -239,7 +244,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn permanent_failures_are_not_retried() {
         let calls = AtomicU32::new(0);
-        let out: Retried<()> = retry(&fast(5), &CancellationToken::new(), Duration::from_secs(1), |_| {
+        let out: Retried<()> = retry(&fast(5), &Stop::default(), |_| {
             calls.fetch_add(1, Ordering::SeqCst);
             async { Err(HandlerError::permanent("bad sku")) }
         })
@@ -252,11 +257,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn exhausted_retries_report_the_first_failure_time_and_count() {
         let started = Utc::now();
-        let out: Retried<()> =
-            retry(&fast(4), &CancellationToken::new(), Duration::from_secs(1), |n| async move {
-                Err(HandlerError::transient(format!("timeout {n}")))
-            })
-            .await;
+        let out: Retried<()> = retry(&fast(4), &Stop::default(), |n| async move {
+            Err(HandlerError::transient(format!("timeout {n}")))
+        })
+        .await;
         let Retried::Failed(f) = out else { panic!("expected failure, got {out:?}") };
         assert_eq!((f.class, f.reason.as_str(), f.attempts), (ErrorClass::Transient, "timeout 4", 4));
         assert!(f.first_failure_at >= started && f.first_failure_at <= Utc::now());
@@ -264,42 +268,61 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn shutdown_cuts_the_backoff_short() {
-        let cancel = CancellationToken::new();
+        let stop = Stop::default();
         let policy = RetryPolicy {
             initial_delay: Duration::from_secs(3600),
             max_delay: Duration::from_secs(3600),
             ..fast(5)
         };
-        let c = cancel.clone();
+        let s = stop.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            c.cancel();
+            s.request(Duration::from_secs(1));
         });
         let t0 = tokio::time::Instant::now();
-        let out: Retried<()> = retry(&policy, &cancel, Duration::from_secs(1), |_| async {
-            Err(HandlerError::transient("down"))
-        })
-        .await;
+        let out: Retried<()> =
+            retry(&policy, &stop, |_| async { Err(HandlerError::transient("down")) }).await;
         assert_eq!(out, Retried::Cancelled);
         assert!(t0.elapsed() < Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_in_flight_attempt_may_finish_within_the_grace_period() {
-        let cancel = CancellationToken::new();
-        cancel.cancel();
-        let quick = retry(&fast(3), &cancel, Duration::from_secs(5), |_| async {
+        let stop = Stop::default();
+        stop.request(Duration::from_secs(5));
+        let quick = retry(&fast(3), &stop, |_| async {
             tokio::time::sleep(Duration::from_secs(2)).await;
             Ok::<_, HandlerError>("done")
         })
         .await;
         assert_eq!(quick, Retried::Done { value: "done", attempts: 1 });
 
-        let slow = retry(&fast(3), &cancel, Duration::from_secs(5), |_| async {
+        // The deadline is the request's, not the attempt's: 3 s are left.
+        let t0 = tokio::time::Instant::now();
+        let slow = retry(&fast(3), &stop, |_| async {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok::<_, HandlerError>("too late")
         })
         .await;
         assert_eq!(slow, Retried::Cancelled);
+        assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deferred_failures_do_not_use_up_the_attempts() {
+        let calls = AtomicU32::new(0);
+        let out = retry(&fast(2), &Stop::default(), |attempt| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match attempt {
+                    1..=20 => Err(HandlerError::deferred("unknown schema")),
+                    21 => Err(HandlerError::transient("db blip")),
+                    _ => Ok(attempt),
+                }
+            }
+        })
+        .await;
+        assert_eq!(out, Retried::Done { value: 22, attempts: 22 });
+        assert_eq!(calls.load(Ordering::SeqCst), 22);
     }
 }

@@ -1,43 +1,65 @@
-//! The consumer: the poll loop, offset bookkeeping, and shutdown.
+//! The consumer: partitions in parallel, each in offset order.
 //!
-//! Records are processed strictly one at a time, in the order librdkafka
-//! returns them. That keeps per-partition (hence per-key) order, lets the
-//! rebalance callback commit without coordinating with in-flight work (see
-//! [`crate::rebalance`]), and keeps the offset rule simple: after a record is
-//! finished (applied, skipped as a duplicate, or dead-lettered), the offset
-//! after it goes to librdkafka's offset store; the store is committed every
-//! `commit_interval`, on revocation and at shutdown. Throughput comes from
-//! running more instances in the group (one per partition at most), not from
-//! concurrency inside one.
+//! A [`Consumer`] runs one poll thread ([`crate::poll`]) and one async
+//! worker per assigned partition ([`crate::worker`]). The poll thread hands
+//! each record to its partition's worker; a worker applies its records in
+//! offset order — whatever has arrived, up to `max_batch`, in one
+//! transaction — and reports them finished; the poll thread then stores the
+//! offset after them and commits every `commit_interval`. So:
+//!
+//! * records of different partitions are applied concurrently, at most
+//!   `max_in_flight` transactions at once over all partitions;
+//! * records of one partition (hence of one key) are applied one after the
+//!   other, in offset order, always;
+//! * the committed offset of a partition never passes a record that is not
+//!   finished (applied, duplicate, or dead-lettered): a worker reports a
+//!   record only once it is finished, and after everything before it.
+//!
+//! A record that keeps failing holds back its own partition only (later
+//! records of its key, and of the other keys on that partition, wait; see
+//! [`crate::dead_letter`] for what happens to them after it is
+//! dead-lettered). The member's other partitions go on, and the poll thread
+//! keeps polling, pausing the waiting partition once `max_buffered` of its
+//! records are fetched, so a long retry never evicts the member.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use producers::{KafkaPublisher, ProducerConfig, Publisher};
 use rdkafka::config::FromClientConfigAndContext as _;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use sqlx::PgPool;
-use tokio::time::MissedTickBehavior;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::assignment::{Assignment, Limits};
 use crate::config::ConsumerConfig;
 use crate::error::ConsumerError;
 use crate::handler::Handler;
-use crate::message::RawRecord;
-use crate::process::{Outcome, Pipeline};
-use crate::rebalance::{self, GroupContext};
+use crate::partitions::{Partitions, Spawn};
+use crate::poll::{self, Timing};
+use crate::process::Pipeline;
+use crate::rebalance::GroupContext;
+use crate::retry::RetryPolicy;
 use crate::stats::Stats;
+use crate::worker::Worker;
+
+/// Margin on top of `in_flight_grace + close_timeout` for the whole
+/// shutdown: the workers' last reports and the thread's end.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
 
 /// An at-least-once consumer whose handler's effects are applied once.
 /// See the [crate docs](crate) for the delivery semantics.
 pub struct Consumer<H, P = KafkaPublisher> {
-    kafka: StreamConsumer<GroupContext>,
+    kafka: BaseConsumer<GroupContext>,
     topics: Vec<String>,
-    commit_interval: Duration,
-    close_timeout: Duration,
-    pipeline: Pipeline<H, P>,
+    timing: Timing,
+    limits: Limits,
+    max_batch: usize,
+    pipeline: Arc<Pipeline<H, P>>,
 }
 
-impl<H: Handler> Consumer<H, KafkaPublisher> {
+impl<H: Handler + 'static> Consumer<H, KafkaPublisher> {
     /// A consumer that publishes dead letters with an idempotent producer on
     /// the same cluster.
     pub fn new(config: ConsumerConfig, pool: PgPool, handler: H) -> Result<Self, ConsumerError> {
@@ -52,7 +74,7 @@ impl<H: Handler> Consumer<H, KafkaPublisher> {
     }
 }
 
-impl<H: Handler, P: Publisher> Consumer<H, P> {
+impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
     /// A consumer that publishes dead letters through `dead_letters`.
     pub fn with_publisher(
         config: ConsumerConfig,
@@ -62,26 +84,39 @@ impl<H: Handler, P: Publisher> Consumer<H, P> {
     ) -> Result<Self, ConsumerError> {
         config.validate().map_err(ConsumerError::InvalidConfig)?;
         let stats = Stats::default();
-        let kafka = StreamConsumer::from_config_and_context(
-            &config.client_config(),
-            GroupContext { stats: stats.clone() },
-        )
-        .map_err(ConsumerError::CreateConsumer)?;
+        let context = GroupContext {
+            stats: stats.clone(),
+            partitions: Mutex::new(None),
+            rebalance_grace: config.rebalance_grace,
+        };
+        let kafka = BaseConsumer::from_config_and_context(&config.client_config(), context)
+            .map_err(ConsumerError::CreateConsumer)?;
+        let dead_letter_retry = RetryPolicy {
+            max_delay: config.dead_letter_max_delay.max(config.retry.initial_delay),
+            ..config.retry.clone()
+        };
         Ok(Consumer {
             kafka,
             topics: config.topics.clone(),
-            commit_interval: config.commit_interval,
-            close_timeout: config.close_timeout,
-            pipeline: Pipeline {
+            timing: Timing {
+                commit_interval: config.commit_interval,
+                in_flight_grace: config.in_flight_grace,
+                close_timeout: config.close_timeout,
+            },
+            limits: Limits::new(config.max_buffered),
+            max_batch: config.max_batch,
+            pipeline: Arc::new(Pipeline {
                 name: config.inbox_name().to_owned(),
                 pool,
                 handler,
                 dead_letters,
                 inbox: config.inbox,
                 retry: config.retry,
-                grace: config.in_flight_grace,
+                dead_letter_retry,
+                attempt_timeout: config.attempt_timeout,
+                permits: Semaphore::new(config.max_in_flight),
                 stats,
-            },
+            }),
         })
     }
 
@@ -91,81 +126,46 @@ impl<H: Handler, P: Publisher> Consumer<H, P> {
     }
 
     /// Subscribes and processes records until `cancel` fires, then shuts
-    /// down: no new record is fetched, the record in progress gets
-    /// `in_flight_grace` to finish (otherwise it is rolled back and will be
-    /// redelivered), stored offsets are committed and the consumer leaves its
-    /// group within `close_timeout`.
+    /// down: no new record or attempt starts, the ones in progress get
+    /// `in_flight_grace` to finish (otherwise they are rolled back and will
+    /// be redelivered; a dead letter being published counts as in
+    /// progress), stored offsets are committed and the consumer leaves its
+    /// group within `close_timeout`. The whole shutdown takes at most
+    /// `in_flight_grace + close_timeout` plus a second.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), ConsumerError> {
-        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        self.kafka.subscribe(&topics).map_err(ConsumerError::Subscribe)?;
-        tracing::info!(consumer = %self.pipeline.name, ?topics, "consuming");
+        let Consumer { kafka, topics, timing, limits, max_batch, pipeline } = self;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        kafka.subscribe(&names).map_err(ConsumerError::Subscribe)?;
+        tracing::info!(consumer = %pipeline.name, topics = ?names, "consuming");
 
-        let period = self.commit_interval.max(Duration::from_millis(10));
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut uncommitted = false;
-        loop {
-            let received = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                _ = ticker.tick(), if uncommitted => {
-                    rebalance::commit_stored(&self.kafka, CommitMode::Async, &self.pipeline.stats);
-                    uncommitted = false;
-                    continue;
-                }
-                m = self.kafka.recv() => m.map(|m| RawRecord::from_kafka(&m)),
-            };
-            let record = match received {
-                Ok(r) => r,
-                // Fenced by a member with our group.instance.id, or another
-                // error librdkafka cannot recover from: the client is dead.
-                Err(e @ rdkafka::error::KafkaError::MessageConsumptionFatal(_)) => {
-                    let fatal = self.kafka.client().fatal_error().map(|(_, reason)| reason);
-                    let reason = fatal.unwrap_or_else(|| e.to_string());
-                    tracing::error!(%reason, "fatal consumer error; stopping");
-                    return Err(ConsumerError::Fatal(reason));
-                }
-                Err(e) => {
-                    // librdkafka reports broker and transport trouble here and
-                    // recovers by itself; keep polling.
-                    tracing::warn!(error = %e, "consumer error");
-                    continue;
-                }
-            };
-            let outcome = self.pipeline.process(&record, &cancel).await;
-            if !outcome.is_finished() {
-                break;
-            }
-            debug_assert!(matches!(outcome, Outcome::Applied | Outcome::Duplicate | Outcome::DeadLettered));
-            rebalance::store_next(&self.kafka, &record.topic, record.partition, record.offset);
-            if self.commit_interval.is_zero() {
-                rebalance::commit_stored(&self.kafka, CommitMode::Async, &self.pipeline.stats);
-            } else {
-                uncommitted = true;
-            }
-        }
-        self.close().await
-    }
-
-    /// Commits stored offsets and leaves the group. librdkafka's close blocks,
-    /// so it runs on a blocking thread, bounded by `close_timeout`.
-    async fn close(self) -> Result<(), ConsumerError> {
-        let Consumer { kafka, close_timeout, pipeline, .. } = self;
+        let runtime = tokio::runtime::Handle::current();
         let stats = pipeline.stats.clone();
-        tracing::info!(consumer = %pipeline.name, "shutting down: committing offsets and leaving the group");
-        let closing = tokio::task::spawn_blocking(move || {
-            rebalance::commit_stored(&kafka, CommitMode::Sync, &stats);
-            // Dropping the consumer closes it: the revocation callback runs
-            // (committing again, a no-op) and the member leaves the group.
-            drop(kafka);
+        let workers = pipeline.clone();
+        let spawn: Spawn = Box::new(move |worker: Worker| {
+            runtime.spawn(worker.run(workers.clone()));
         });
-        match tokio::time::timeout(close_timeout, closing).await {
-            Ok(Ok(())) => {
-                tracing::info!(consumer = %pipeline.name, "consumer closed");
-                Ok(())
+        let partitions = Partitions::new(Assignment::new(limits), spawn, max_batch, stats);
+        *kafka.context().partitions.lock().unwrap_or_else(|e| e.into_inner()) = Some(partitions);
+
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let stop = cancel.clone();
+        std::thread::Builder::new()
+            .name(format!("{}-poll", pipeline.name))
+            .spawn(move || {
+                let _ = done.send(poll::run(kafka, stop, timing));
+            })
+            .map_err(|e| ConsumerError::Close(format!("cannot start the poll thread: {e}")))?;
+
+        let bound = timing.in_flight_grace + timing.close_timeout + SHUTDOWN_MARGIN;
+        let result = tokio::select! {
+            r = finished => r.unwrap_or_else(|_| Err(ConsumerError::Close("the poll thread panicked".into()))),
+            _ = async { cancel.cancelled().await; tokio::time::sleep(bound).await } => {
+                Err(ConsumerError::Close(format!("shutdown did not finish within {bound:?}")))
             }
-            Ok(Err(join)) => Err(ConsumerError::Close(join.to_string())),
-            Err(_) => Err(ConsumerError::Close(format!("did not close within {close_timeout:?}"))),
-        }
+        };
+        // Workers still running past their deadline have been cut off;
+        // closing the permits fails any attempt that was waiting for one.
+        pipeline.permits.close();
+        result
     }
 }

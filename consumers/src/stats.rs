@@ -14,7 +14,12 @@ struct Counters {
     duplicates: AtomicU64,
     dead_lettered: AtomicU64,
     retries: AtomicU64,
+    deferred: AtomicU64,
+    timeouts: AtomicU64,
+    batches: AtomicU64,
     commits: AtomicU64,
+    halted: AtomicU64,
+    paused: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -28,9 +33,23 @@ pub struct StatsSnapshot {
     pub dead_lettered: u64,
     /// Attempts beyond the first, over all records (counted as they start).
     pub retries: u64,
+    /// Attempts that ended [deferred](crate::HandlerError::Deferred): the
+    /// record waits for something outside it (a schema it does not know).
+    pub deferred: u64,
+    /// Attempts cut off by `attempt_timeout` (then retried as transient).
+    pub timeouts: u64,
+    /// Transactions that applied several records at once.
+    pub batches: u64,
     /// Offset commits that the broker acknowledged (synchronous ones only:
     /// revocation and shutdown).
     pub commits: u64,
+    /// Partitions halted right now because their dead letter cannot be
+    /// published (topic missing, record too large, not authorised). Alert
+    /// when it stays above zero.
+    pub halted_partitions: u64,
+    /// Partitions paused right now because their buffer of fetched records
+    /// is full (their worker is slower than the fetch, or retrying).
+    pub paused_partitions: u64,
 }
 
 impl StatsSnapshot {
@@ -50,7 +69,12 @@ impl Stats {
             duplicates: c.duplicates.load(Ordering::Relaxed),
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
+            deferred: c.deferred.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
+            halted_partitions: c.halted.load(Ordering::Relaxed),
+            paused_partitions: c.paused.load(Ordering::Relaxed),
         }
     }
 
@@ -73,6 +97,36 @@ impl Stats {
     pub(crate) fn committed(&self) {
         self.0.commits.fetch_add(1, Ordering::Relaxed);
     }
+
+    pub(crate) fn deferred(&self) {
+        self.0.deferred.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn timed_out(&self) {
+        self.0.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn batch(&self, applied: u64, duplicates: u64) {
+        self.0.batches.fetch_add(1, Ordering::Relaxed);
+        self.0.applied.fetch_add(applied, Ordering::Relaxed);
+        self.0.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+    }
+
+    pub(crate) fn halt_started(&self) {
+        self.0.halted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn halt_ended(&self) {
+        self.0.halted.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn paused(&self) {
+        self.0.paused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn resumed(&self) {
+        self.0.paused.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -90,7 +144,7 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(
             snap,
-            StatsSnapshot { applied: 1, duplicates: 1, dead_lettered: 1, retries: 3, commits: 0 }
+            StatsSnapshot { applied: 1, duplicates: 1, dead_lettered: 1, retries: 3, ..Default::default() }
         );
         assert_eq!(snap.finished(), 3);
     }
