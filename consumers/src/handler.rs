@@ -141,10 +141,19 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
-/// Body decoding is deterministic: a body that does not decode now never will.
+/// Body decoding is deterministic — a body that does not decode now never
+/// will — except for a writer schema this reader does not know yet
+/// ([`events::CodecError::is_unknown_schema`]): the writer was deployed
+/// first, and the same bytes decode once the reader has the schema (a new
+/// build, or the file in `SAGA_SCHEMA_DIR`; see `events::store`). That one
+/// is deferred, never dead-lettered.
 impl From<events::CodecError> for HandlerError {
     fn from(e: events::CodecError) -> Self {
-        HandlerError::Permanent(format!("cannot decode body: {e}"))
+        if e.is_unknown_schema() {
+            HandlerError::Deferred(format!("cannot decode body yet: {e}"))
+        } else {
+            HandlerError::Permanent(format!("cannot decode body: {e}"))
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! (default 200).
 //!
 //! Stdout protocol, one line each: `ready`, `handling <event id>` (before the
-//! handler's sleep), and at exit `stats applied=N duplicates=N dead_lettered=N`.
+//! handler's sleep), and at exit
+//! `stats applied=N duplicates=N dead_lettered=N deferred=N`.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -54,8 +55,8 @@ async fn main() -> anyhow::Result<()> {
     consumer.run(shutdown).await.context("consumer")?;
     let s = stats.snapshot();
     say(&format!(
-        "stats applied={} duplicates={} dead_lettered={}",
-        s.applied, s.duplicates, s.dead_lettered
+        "stats applied={} duplicates={} dead_lettered={} deferred={}",
+        s.applied, s.duplicates, s.dead_lettered, s.deferred
     ));
     Ok(())
 }

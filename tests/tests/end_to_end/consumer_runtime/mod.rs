@@ -9,3 +9,4 @@ mod dedupe;
 mod group;
 mod inbox_cleanup;
 mod poison;
+mod schema_evolution;
