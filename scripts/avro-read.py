@@ -18,6 +18,7 @@ completely (no byte left over) and validates against the schema. Prints a
 JSON summary on the last line; exits 1 if any record failed or none were
 given.
 """
+import argparse
 import io
 import json
 import pathlib
@@ -70,16 +71,17 @@ def decode(payload, by_fingerprint, by_id):
 
 
 def main(argv):
-    args = [a for a in argv if not a.startswith("--")]
-    if len(args) != 2:
-        sys.exit(__doc__)
-    schemas, records = pathlib.Path(args[0]), pathlib.Path(args[1])
-    by_fingerprint, by_file = load_schemas(schemas)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("schemas", type=pathlib.Path)
+    parser.add_argument("records", type=pathlib.Path)
+    parser.add_argument("--registry-ids", type=pathlib.Path)
+    parser.add_argument("--print", action="store_true")
+    args = parser.parse_args(argv)
+    by_fingerprint, by_file = load_schemas(args.schemas)
     by_id = {}
-    if "--registry-ids" in argv:
-        ids_file = pathlib.Path(argv[argv.index("--registry-ids") + 1])
-        args = [a for a in args if a != str(ids_file)]
-        by_id = {int(k): by_file[v] for k, v in json.loads(ids_file.read_text()).items()}
+    if args.registry_ids:
+        by_id = {int(k): by_file[v] for k, v in json.loads(args.registry_ids.read_text()).items()}
+    records = args.records
     decoded, failed, by_schema = 0, 0, {}
     for path in sorted(p for p in records.iterdir() if p.is_file()):
         try:
@@ -91,7 +93,7 @@ def main(argv):
         decoded += 1
         name = label.split(" ")[0]
         by_schema[name] = by_schema.get(name, 0) + 1
-        if "--print" in argv:
+        if args.print:
             print(f"{path.name}: {label}: {value}")
     print(json.dumps({"schemas": len(by_fingerprint), "decoded": decoded, "failed": failed, "by_schema": by_schema}))
     return 1 if failed or not decoded else 0

@@ -168,6 +168,9 @@ pub struct SchemaInfo {
     /// CRC-64-AVRO of [`canonical::logical_form`]: changes when a logical
     /// type changes, which the fingerprint does not see. Pinned, never sent.
     pub logical_fingerprint: u64,
+    /// The schema's JSON as written (docs, defaults and all): what a
+    /// schema-registry service is given.
+    pub text: String,
     /// The parsed schema.
     pub schema: Schema,
 }
@@ -197,6 +200,7 @@ impl SchemaInfo {
             name,
             version,
             canonical_form,
+            text: text.to_owned(),
             schema,
         })
     }
@@ -218,6 +222,12 @@ pub fn payload_fingerprint(payload: &[u8]) -> Result<u64, CodecError> {
             "{} bytes, shorter than the {HEADER_LEN}-byte single-object header",
             payload.len()
         )));
+    }
+    if payload[0] == crate::confluent::MAGIC {
+        return Err(malformed(
+            "starts with 00: Confluent framing (schema id), decode with events::confluent::ConfluentCodec"
+                .to_owned(),
+        ));
     }
     if payload[..2] != MAGIC {
         return Err(malformed(format!(
@@ -397,13 +407,10 @@ impl SchemaRegistry {
     /// Encodes `m` with the schema `M::NAME` v`M::VERSION`.
     pub fn encode<M: Message>(&self, m: &M) -> Result<Vec<u8>, CodecError> {
         let info = self.reader_for::<M>()?;
-        let encode_err =
-            |e: apache_avro::Error| CodecError::Encode { schema: info.label(), reason: e.to_string() };
-        let writer = GenericDatumWriter::builder(&info.schema).build().map_err(encode_err)?;
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(&MAGIC);
         buf.extend_from_slice(&info.fingerprint.to_le_bytes());
-        writer.write_ser(&mut buf, m).map_err(encode_err)?;
+        write_datum(info, m, &mut buf)?;
         Ok(buf)
     }
 
@@ -412,25 +419,7 @@ impl SchemaRegistry {
     pub fn decode<M: Message>(&self, payload: &[u8]) -> Result<M, CodecError> {
         let reader = self.reader_for::<M>()?;
         let writer = self.writer_schema(payload)?;
-        if writer.name != reader.name {
-            return Err(CodecError::Incompatible {
-                writer: writer.label(),
-                reader: reader.label(),
-                reason: "different message types".to_owned(),
-            });
-        }
-        let value = read_datum(writer, &payload[HEADER_LEN..])?;
-        let value = if writer.fingerprint == reader.fingerprint {
-            value
-        } else {
-            value.resolve(&reader.schema).map_err(|e| CodecError::Incompatible {
-                writer: writer.label(),
-                reader: reader.label(),
-                reason: e.to_string(),
-            })?
-        };
-        apache_avro::from_value::<M>(&value)
-            .map_err(|e| CodecError::InvalidValue { schema: reader.label(), reason: e.to_string() })
+        decode_datum(writer, reader, &payload[HEADER_LEN..])
     }
 
     /// Decodes any payload whose writer schema is known into JSON (records
@@ -444,14 +433,52 @@ impl SchemaRegistry {
         Ok((writer.clone(), json))
     }
 
-    fn reader_for<M: Message>(&self) -> Result<&SchemaInfo, CodecError> {
+    /// The schema `M` reads and writes (`M::NAME` v`M::VERSION`).
+    pub fn reader_for<M: Message>(&self) -> Result<&SchemaInfo, CodecError> {
         self.lookup(M::NAME, M::VERSION)
             .ok_or_else(|| CodecError::MissingSchema { name: M::NAME.to_owned(), version: M::VERSION })
     }
 }
 
+/// Appends the Avro binary datum of `m`, written with `info`'s schema.
+pub(crate) fn write_datum<M: Message>(info: &SchemaInfo, m: &M, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+    let encode_err =
+        |e: apache_avro::Error| CodecError::Encode { schema: info.label(), reason: e.to_string() };
+    let writer = GenericDatumWriter::builder(&info.schema).build().map_err(encode_err)?;
+    writer.write_ser(buf, m).map_err(encode_err)?;
+    Ok(())
+}
+
+/// Reads `body` (a whole datum) with the `writer` schema and resolves it to
+/// `reader`, the schema of `M`.
+pub(crate) fn decode_datum<M: Message>(
+    writer: &SchemaInfo,
+    reader: &SchemaInfo,
+    body: &[u8],
+) -> Result<M, CodecError> {
+    if writer.name != reader.name {
+        return Err(CodecError::Incompatible {
+            writer: writer.label(),
+            reader: reader.label(),
+            reason: "different message types".to_owned(),
+        });
+    }
+    let value = read_datum(writer, body)?;
+    let value = if writer.fingerprint == reader.fingerprint {
+        value
+    } else {
+        value.resolve(&reader.schema).map_err(|e| CodecError::Incompatible {
+            writer: writer.label(),
+            reader: reader.label(),
+            reason: e.to_string(),
+        })?
+    };
+    apache_avro::from_value::<M>(&value)
+        .map_err(|e| CodecError::InvalidValue { schema: reader.label(), reason: e.to_string() })
+}
+
 /// Reads one datum written with `writer`; the whole of `body` must be used.
-fn read_datum(writer: &SchemaInfo, body: &[u8]) -> Result<Value, CodecError> {
+pub(crate) fn read_datum(writer: &SchemaInfo, body: &[u8]) -> Result<Value, CodecError> {
     let reader = GenericDatumReader::builder(&writer.schema)
         .build()
         .map_err(|e| malformed(format!("schema {}: {e}", writer.label())))?;

@@ -36,6 +36,8 @@
 //! * [`message`] — the [`Message`] trait and [`OutgoingMessage`].
 //! * [`codec`] — Avro single-object encoding, the schema registry, schema
 //!   resolution between versions.
+//! * [`confluent`] — the optional Confluent framing (magic 0 + schema id)
+//!   against a schema-registry service, ids cached.
 //! * [`canonical`] — the Parsing Canonical Form, as the specification and
 //!   Java compute it.
 //! * [`fingerprint`] — CRC-64-AVRO of it (and the legacy fingerprint).
@@ -47,6 +49,7 @@
 
 pub mod canonical;
 pub mod codec;
+pub mod confluent;
 pub mod envelope;
 pub mod fingerprint;
 pub mod message;
