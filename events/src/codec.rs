@@ -9,8 +9,14 @@
 //! C3 01 | 8-byte little-endian CRC-64-AVRO (Rabin) fingerprint | Avro binary datum
 //! ```
 //!
-//! The fingerprint is taken over the writer schema's Parsing Canonical Form,
-//! so it identifies the exact schema the bytes were written with.
+//! The fingerprint is taken over the writer schema's Parsing Canonical Form
+//! ([`crate::canonical`], as the specification, Java and fastavro compute
+//! it; [`crate::fingerprint`]), so it identifies the exact schema the bytes
+//! were written with and any Avro implementation finds it from the `.avsc`
+//! files. Readers also accept the *legacy* fingerprint this crate wrote
+//! before (apache-avro's, over a canonical form that kept logical types):
+//! [`SchemaRegistry::by_fingerprint`] maps both to the schema. The optional
+//! Confluent framing (first byte `00`) is [`crate::confluent`]'s.
 //!
 //! **Why this framing and not the Confluent wire format** (magic 0 + a 4-byte
 //! id handed out by a schema-registry service): the fingerprint is a pure
@@ -23,7 +29,8 @@
 //! instead of 5, and a new schema version must ship to readers as a file
 //! before they can read it (the compatibility gate in
 //! `events/tests/compatibility.rs` guarantees that, once shipped, every
-//! version reads every other).
+//! version reads every other; [`crate::store`] lets a running reader pick
+//! new files up from `SAGA_SCHEMA_DIR`, and says what happens meanwhile).
 //!
 //! # Resolution
 //!
@@ -38,7 +45,8 @@
 //!
 //! Decoding untrusted bytes returns a [`CodecError`]: too short or wrong magic
 //! or truncated datum or trailing bytes → [`CodecError::Malformed`]; a
-//! fingerprint no schema file has → [`CodecError::UnknownSchema`]; another
+//! fingerprint no schema file has → [`CodecError::UnknownSchema`] (the one
+//! error that can go away: [`CodecError::is_unknown_schema`]); another
 //! message, or a version that cannot be resolved → [`CodecError::Incompatible`];
 //! a datum that decodes but does not fit the Rust type →
 //! [`CodecError::InvalidValue`]. `events/tests/decode_fuzz.rs` feeds random

@@ -10,8 +10,9 @@
 //!
 //! ## Wire format
 //! A record's value is the message body in [Avro single-object encoding]:
-//! `C3 01`, the 8-byte CRC-64-AVRO fingerprint of the writer schema, then the
-//! Avro binary datum. The fingerprint is computed from the schema itself, so
+//! `C3 01`, the 8-byte CRC-64-AVRO fingerprint of the writer schema's Parsing
+//! Canonical Form (computed as the specification and Java do, see
+//! [`canonical`]), then the Avro binary datum. The fingerprint is computed from the schema itself, so
 //! no schema-registry service is needed and any tool holding the `.avsc`
 //! files decodes any payload, without other context (see [`codec`] for why
 //! this framing over the Confluent one). Readers resolve the writer's version
