@@ -11,6 +11,9 @@ echo "broker image: $SAGA_BROKER_IMAGE, postgres image: $SAGA_POSTGRES_IMAGE"
 # The debug build of every test binary takes a few GiB; say what is left so
 # a full disk is recognised as such.
 df -h "$ROOT" | awk 'NR == 2 { print "disk: " $4 " free of " $2 " on " $6 }'
+# The reference implementation agrees with the specification's cases and
+# with the vectors recorded for our schemas (events/tests/vectors.rs).
+python3 "$ROOT/scripts/reference-vectors.py" --check
 
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"
