@@ -88,6 +88,7 @@ impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
             stats: stats.clone(),
             partitions: Mutex::new(None),
             rebalance_grace: config.rebalance_grace,
+            closing: Default::default(),
         };
         let kafka = BaseConsumer::from_config_and_context(&config.client_config(), context)
             .map_err(ConsumerError::CreateConsumer)?;

@@ -3,9 +3,12 @@
 
 pub(crate) mod support;
 
+mod concurrency;
 mod crash;
 mod db_outage;
 mod dedupe;
 mod group;
+mod halt;
 mod inbox_cleanup;
 mod poison;
+mod shutdown;
