@@ -37,7 +37,8 @@ fn durability(brokers: usize, replication: Option<i32>, min_insync: Option<i32>)
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     args.kafka.verify(Duration::from_secs(10)).await?;
     let config = args.kafka.client_config()?;
-    let admin: AdminClient<DefaultClientContext> = config.create().context("creating the Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().context("creating the Kafka admin client")?;
     let brokers = {
         let admin = config.create::<BaseConsumer>().context("creating a metadata client")?;
         tokio::task::spawn_blocking(move || admin.fetch_metadata(None, Duration::from_secs(10)))

@@ -10,7 +10,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn saga(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_saga")).args(args).envs(testkit::external::child_env()).output()?;
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_saga")).args(args).envs(testkit::external::child_env()).output()?;
     anyhow::ensure!(out.status.success(), "saga {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -13,7 +13,9 @@ fn saga(args: &[&str]) -> anyhow::Result<Output> {
 
 #[tokio::test]
 async fn topics_and_tail_over_sasl_ssl_and_a_wrong_password_fails_clearly() -> anyhow::Result<()> {
-    if testkit::external::skip_unless_containers("topics_and_tail_over_sasl_ssl_and_a_wrong_password_fails_clearly") {
+    if testkit::external::skip_unless_containers(
+        "topics_and_tail_over_sasl_ssl_and_a_wrong_password_fails_clearly",
+    ) {
         return Ok(());
     }
     let broker = testkit::SecureBroker::start().await?;
@@ -56,7 +58,10 @@ async fn topics_and_tail_over_sasl_ssl_and_a_wrong_password_fails_clearly() -> a
     ])?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a wrong password must fail");
-    assert!(stderr.contains("refused the connection") && stderr.contains("Authentication failed"), "{stderr}");
+    assert!(
+        stderr.contains("refused the connection") && stderr.contains("Authentication failed"),
+        "{stderr}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "refused at once, not after a timeout");
     Ok(())
 }

@@ -167,11 +167,6 @@ impl Assignment {
     pub(crate) fn forget(&mut self, tp: &TopicPartition) -> bool {
         self.lanes.remove(tp).is_some_and(|l| l.paused)
     }
-
-    /// Whether `tp` has a lane of `generation`.
-    pub(crate) fn is_current(&self, tp: &TopicPartition, generation: u64) -> bool {
-        self.lanes.get(tp).is_some_and(|l| l.generation == generation)
-    }
 }
 
 #[cfg(test)]
@@ -232,7 +227,6 @@ mod tests {
         // late reports are ignored.
         assert_eq!(a.on_record(&tp(0), 1), OnRecord::Deliver { generation: 3, start: true, pause: false });
         assert_eq!(a.on_finished(&tp(0), 1, 2, 1), OnFinished::default());
-        assert!(a.is_current(&tp(0), 3) && !a.is_current(&tp(0), 1));
         assert_eq!(a.on_exited(&tp(0), 1), OnExited::Stopped);
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
+use crate::cleanup::InboxRetention;
 use crate::retry::RetryPolicy;
 
 /// Whether the runtime records events in the inbox.
@@ -41,6 +42,13 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: String,
     /// Inbox on (default) or off.
     pub inbox: InboxMode,
+    /// Inbox cleanup, run beside the consumer while it runs (and stopped
+    /// with it): rows older than the retention are deleted in batches. The
+    /// default keeps 14 days, twice Kafka's default topic retention, so a
+    /// replay of a whole topic is still recognised; see [`crate::cleanup`]
+    /// for choosing it. `None` leaves cleanup to someone else (one consumer
+    /// per database is enough; several running it is harmless).
+    pub inbox_retention: Option<InboxRetention>,
     /// Retries of transient failures before a record is dead-lettered.
     pub retry: RetryPolicy,
     /// How often stored offsets are committed to Kafka. Offsets are also
@@ -116,6 +124,7 @@ impl Default for ConsumerConfig {
             client_id: "saga-consumer".into(),
             auto_offset_reset: "earliest".into(),
             inbox: InboxMode::Enabled,
+            inbox_retention: Some(InboxRetention::default()),
             retry: RetryPolicy::default(),
             commit_interval: Duration::from_secs(1),
             max_in_flight: 8,
@@ -205,6 +214,9 @@ impl ConsumerConfig {
             ));
         }
         self.retry.validate()?;
+        if let Some(retention) = &self.inbox_retention {
+            retention.validate()?;
+        }
         for (name, value) in [
             ("max_in_flight", self.max_in_flight),
             ("max_batch", self.max_batch),

@@ -160,10 +160,10 @@ impl Partitions {
                 Ok(r) => r,
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             };
-            if let Report::Exited { tp, generation } = &report {
-                if waiting.get(tp) == Some(generation) {
-                    waiting.remove(tp);
-                }
+            if let Report::Exited { tp, generation } = &report
+                && waiting.get(tp) == Some(generation)
+            {
+                waiting.remove(tp);
             }
             self.apply(consumer, report, store);
         }

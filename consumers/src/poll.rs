@@ -94,6 +94,7 @@ pub(crate) fn run(
 /// Leaves the group (the revocation callback runs, with nothing left to
 /// wait for) within `timeout`.
 fn close(consumer: &BaseConsumer<GroupContext>, timeout: Duration) -> Result<(), ConsumerError> {
+    consumer.context().closing.store(true, std::sync::atomic::Ordering::Relaxed);
     consumer.close_queue().map_err(|e| ConsumerError::Close(e.to_string()))?;
     let deadline = Instant::now() + timeout;
     while !consumer.closed() {

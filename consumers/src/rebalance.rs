@@ -18,6 +18,7 @@
 //! `rebalance_grace`, never by the retry policy's length.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -35,6 +36,9 @@ pub(crate) struct GroupContext {
     pub(crate) partitions: Mutex<Option<Partitions>>,
     /// How long a revoked partition's transaction in flight may still take.
     pub(crate) rebalance_grace: Duration,
+    /// Set while the consumer leaves the group: its last revocation is not
+    /// a rebalance.
+    pub(crate) closing: AtomicBool,
 }
 
 impl ClientContext for GroupContext {}
@@ -51,6 +55,9 @@ impl ConsumerContext for GroupContext {
                 }
                 let revoked: Vec<_> =
                     tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+                if !self.closing.load(Ordering::Relaxed) {
+                    self.stats.revoked(revoked.len());
+                }
                 if let Some(p) = self.partitions.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
                     p.stop_and_wait(consumer, &revoked, self.rebalance_grace, !lost);
                 }
@@ -66,14 +73,13 @@ impl ConsumerContext for GroupContext {
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            // A partition paused under an earlier assignment must not stay
-            // paused now that it has a fresh worker.
-            if tpl.count() > 0 {
-                if let Err(e) = consumer.resume(tpl) {
-                    tracing::debug!(error = %e, "resume after assignment");
-                }
-            }
+        // A partition paused under an earlier assignment must not stay
+        // paused now that it gets a fresh worker.
+        if let Rebalance::Assign(tpl) = rebalance
+            && tpl.count() > 0
+            && let Err(e) = consumer.resume(tpl)
+        {
+            tracing::debug!(error = %e, "resume after assignment");
         }
     }
 

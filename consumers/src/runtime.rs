@@ -21,6 +21,9 @@
 //! dead-lettered). The member's other partitions go on, and the poll thread
 //! keeps polling, pausing the waiting partition once `max_buffered` of its
 //! records are fetched, so a long retry never evicts the member.
+//!
+//! Beside the workers, the consumer runs the inbox cleanup
+//! ([`crate::cleanup`], `inbox_retention`) for as long as it runs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,7 +36,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::assignment::{Assignment, Limits};
-use crate::config::ConsumerConfig;
+use crate::cleanup::{self, InboxRetention};
+use crate::config::{ConsumerConfig, InboxMode};
 use crate::error::ConsumerError;
 use crate::handler::Handler;
 use crate::partitions::{Partitions, Spawn};
@@ -56,6 +60,7 @@ pub struct Consumer<H, P = KafkaPublisher> {
     timing: Timing,
     limits: Limits,
     max_batch: usize,
+    cleanup: Option<InboxRetention>,
     pipeline: Arc<Pipeline<H, P>>,
 }
 
@@ -88,6 +93,7 @@ impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
             stats: stats.clone(),
             partitions: Mutex::new(None),
             rebalance_grace: config.rebalance_grace,
+            closing: Default::default(),
         };
         let kafka = BaseConsumer::from_config_and_context(&config.client_config(), context)
             .map_err(ConsumerError::CreateConsumer)?;
@@ -105,6 +111,7 @@ impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
             },
             limits: Limits::new(config.max_buffered),
             max_batch: config.max_batch,
+            cleanup: config.inbox_retention.clone().filter(|_| config.inbox == InboxMode::Enabled),
             pipeline: Arc::new(Pipeline {
                 name: config.inbox_name().to_owned(),
                 pool,
@@ -133,7 +140,7 @@ impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
     /// group within `close_timeout`. The whole shutdown takes at most
     /// `in_flight_grace + close_timeout` plus a second.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), ConsumerError> {
-        let Consumer { kafka, topics, timing, limits, max_batch, pipeline } = self;
+        let Consumer { kafka, topics, timing, limits, max_batch, cleanup, pipeline } = self;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         kafka.subscribe(&names).map_err(ConsumerError::Subscribe)?;
         tracing::info!(consumer = %pipeline.name, topics = ?names, "consuming");
@@ -147,6 +154,9 @@ impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
         let partitions = Partitions::new(Assignment::new(limits), spawn, max_batch, stats);
         *kafka.context().partitions.lock().unwrap_or_else(|e| e.into_inner()) = Some(partitions);
 
+        let cleaning = cleanup.map(|retention| {
+            tokio::spawn(cleanup::run(pipeline.pool.clone(), retention, cancel.child_token()))
+        });
         let (done, finished) = tokio::sync::oneshot::channel();
         let stop = cancel.clone();
         std::thread::Builder::new()
@@ -166,6 +176,10 @@ impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
         // Workers still running past their deadline have been cut off;
         // closing the permits fails any attempt that was waiting for one.
         pipeline.permits.close();
+        if let Some(task) = cleaning {
+            // A delete in progress is one short transaction; rolled back if cut.
+            task.abort();
+        }
         result
     }
 }

@@ -18,6 +18,7 @@ struct Counters {
     timeouts: AtomicU64,
     batches: AtomicU64,
     commits: AtomicU64,
+    revoked: AtomicU64,
     halted: AtomicU64,
     paused: AtomicU64,
 }
@@ -43,6 +44,9 @@ pub struct StatsSnapshot {
     /// Offset commits that the broker acknowledged (synchronous ones only:
     /// revocation and shutdown).
     pub commits: u64,
+    /// Partitions taken from this member by rebalances (or lost), not
+    /// counting its own shutdown.
+    pub revoked_partitions: u64,
     /// Partitions halted right now because their dead letter cannot be
     /// published (topic missing, record too large, not authorised). Alert
     /// when it stays above zero.
@@ -73,6 +77,7 @@ impl Stats {
             timeouts: c.timeouts.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
+            revoked_partitions: c.revoked.load(Ordering::Relaxed),
             halted_partitions: c.halted.load(Ordering::Relaxed),
             paused_partitions: c.paused.load(Ordering::Relaxed),
         }
@@ -96,6 +101,10 @@ impl Stats {
 
     pub(crate) fn committed(&self) {
         self.0.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn revoked(&self, partitions: usize) {
+        self.0.revoked.fetch_add(partitions as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn deferred(&self) {

@@ -104,7 +104,11 @@ impl Default for KafkaConnection {
 impl KafkaConnection {
     /// A connection to `bootstrap_servers` with no further properties.
     pub fn new(bootstrap_servers: impl Into<String>) -> Self {
-        KafkaConnection { bootstrap_servers: bootstrap_servers.into(), properties: vec![], properties_file: None }
+        KafkaConnection {
+            bootstrap_servers: bootstrap_servers.into(),
+            properties: vec![],
+            properties_file: None,
+        }
     }
 
     /// Adds a property (builder style).
@@ -190,7 +194,11 @@ impl ClientContext for Witness {
         let text = format!("{error}: {reason}");
         let fatal = matches!(
             error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL | RDKafkaErrorCode::SaslAuthenticationFailed)
+            Some(
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SSL
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+            )
         );
         let slot = if fatal { &self.refused } else { &self.last };
         if let Ok(mut s) = slot.lock() {

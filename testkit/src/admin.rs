@@ -77,7 +77,9 @@ pub(crate) async fn create_topics(
             for w in &wanted {
                 // Every partition must have a leader before a test produces.
                 let ready = md.topics().iter().any(|t| {
-                    t.name() == w && !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0)
+                    t.name() == w
+                        && !t.partitions().is_empty()
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
                 });
                 if !ready {
                     return Err(format!("topic {w} not in metadata yet"));
@@ -111,7 +113,11 @@ pub(crate) async fn wait_ready(
 }
 
 /// The node id leading `topic`'s `partition`, as the metadata says now.
-pub(crate) async fn leader(client: &ClientSettings, topic: &str, partition: i32) -> Result<i32, HarnessError> {
+pub(crate) async fn leader(
+    client: &ClientSettings,
+    topic: &str,
+    partition: i32,
+) -> Result<i32, HarnessError> {
     let (client, topic) = (client.clone(), topic.to_owned());
     blocking(move || {
         let md =

@@ -81,7 +81,11 @@ impl Broker {
                 while controller == port {
                     controller = free_port()?;
                 }
-                ("127.0.0.1", controller, GenericImage::new(image.name.clone(), image.tag.clone()).with_network("host"))
+                (
+                    "127.0.0.1",
+                    controller,
+                    GenericImage::new(image.name.clone(), image.tag.clone()).with_network("host"),
+                )
             }
         };
         let node = NodeEnv {

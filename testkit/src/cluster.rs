@@ -86,7 +86,8 @@ impl Cluster {
                 min_insync: 2,
                 extra: vec![],
             };
-            let request = published(&image, *port).with_network(network.clone()).with_container_name(name.clone());
+            let request =
+                published(&image, *port).with_network(network.clone()).with_container_name(name.clone());
             nodes.push(start_node(&node, request, &image).await?);
         }
         let bootstrap = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");

@@ -79,7 +79,9 @@ pub fn in_use() -> bool {
 pub fn skip_unless_containers(test: &str) -> bool {
     let skip = in_use();
     if skip {
-        eprintln!("skipped {test}: it starts its own containers, and an external broker or database is in use");
+        eprintln!(
+            "skipped {test}: it starts its own containers, and an external broker or database is in use"
+        );
     }
     skip
 }

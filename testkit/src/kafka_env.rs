@@ -34,7 +34,12 @@ impl Listener {
 
     /// The controller listener (`CONTROLLER`, plaintext, not advertised).
     pub fn controller(bind: impl Into<String>) -> Listener {
-        Listener { name: "CONTROLLER".into(), bind: bind.into(), advertised: None, protocol: "PLAINTEXT".into() }
+        Listener {
+            name: "CONTROLLER".into(),
+            bind: bind.into(),
+            advertised: None,
+            protocol: "PLAINTEXT".into(),
+        }
     }
 }
 

@@ -70,7 +70,12 @@ impl Postgres {
             if tls {
                 return Err(crate::external::unsupported("a TLS test database"));
             }
-            let pg = Postgres { container: None, image: ImageRef::parse("external"), port: 0, external: Some(url) };
+            let pg = Postgres {
+                container: None,
+                image: ImageRef::parse("external"),
+                port: 0,
+                external: Some(url),
+            };
             pg.wait_ready().await?;
             tracing::info!("external postgres");
             return Ok(pg);

@@ -161,7 +161,8 @@ pub async fn service_restart_time(bin: &str, extra: &[(&str, &str)]) -> Result<D
     env.broker.create_system_topics(3).await?;
     let db = env.postgres.fresh_database().await?;
     let child = crate::external::child_env();
-    let mut vars = vec![("DATABASE_URL", db.as_str()), ("KAFKA_BOOTSTRAP_SERVERS", env.broker.bootstrap_servers())];
+    let mut vars =
+        vec![("DATABASE_URL", db.as_str()), ("KAFKA_BOOTSTRAP_SERVERS", env.broker.bootstrap_servers())];
     vars.extend(child.iter().map(|(k, v)| (*k, v.as_str())));
     vars.extend_from_slice(extra);
     restart_time(bin, &vars, Duration::from_secs(90)).await

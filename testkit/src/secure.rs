@@ -47,7 +47,10 @@ pub struct SecureBroker {
 
 impl std::fmt::Debug for SecureBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecureBroker").field("image", &self.image.full()).field("bootstrap", &self.bootstrap).finish()
+        f.debug_struct("SecureBroker")
+            .field("image", &self.image.full())
+            .field("bootstrap", &self.bootstrap)
+            .finish()
     }
 }
 
@@ -100,12 +103,22 @@ impl SecureBroker {
             tls.keystore_pem().into_bytes(),
         );
         let container = start_node(&node, request, &image).await?;
-        let mut broker =
-            SecureBroker { container, image, bootstrap: format!("localhost:{port}"), dir, version: String::new() };
+        let mut broker = SecureBroker {
+            container,
+            image,
+            bootstrap: format!("localhost:{port}"),
+            dir,
+            version: String::new(),
+        };
         broker.add_user("admin", ADMIN_PASSWORD).await?;
         broker.add_user("reader", READER_PASSWORD).await?;
-        admin::wait_ready("secure broker", &broker.client_settings("admin", ADMIN_PASSWORD), 1, READY_TIMEOUT)
-            .await?;
+        admin::wait_ready(
+            "secure broker",
+            &broker.client_settings("admin", ADMIN_PASSWORD),
+            1,
+            READY_TIMEOUT,
+        )
+        .await?;
         broker.version = version_from_logs(&broker.container).await;
         tracing::info!(bootstrap = %broker.bootstrap, version = %broker.version, "secure broker ready");
         Ok(broker)
@@ -139,7 +152,10 @@ impl SecureBroker {
 
     /// Bootstrap servers and properties of `user`.
     pub fn client_settings(&self, user: &str, password: &str) -> ClientSettings {
-        ClientSettings { bootstrap: self.bootstrap.clone(), properties: self.client_properties(user, password) }
+        ClientSettings {
+            bootstrap: self.bootstrap.clone(),
+            properties: self.client_properties(user, password),
+        }
     }
 
     /// Creates topics as `admin`; existing topics are kept.
@@ -172,7 +188,8 @@ impl SecureBroker {
         // The tool needs the broker up; it is retried until then.
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            let cmd = ExecCommand::new(argv.iter().map(|s| s.to_string())).with_cmd_ready_condition(CmdWaitFor::exit());
+            let cmd = ExecCommand::new(argv.iter().map(|s| s.to_string()))
+                .with_cmd_ready_condition(CmdWaitFor::exit());
             let mut run = self
                 .container
                 .exec(cmd)

@@ -56,7 +56,10 @@ fn make() -> Result<TlsMaterial, openssl::error::ErrorStack> {
     let server = {
         let mut b = builder("localhost", &server_key)?;
         b.set_issuer_name(ca.subject_name())?;
-        let san = SubjectAlternativeName::new().dns("localhost").ip("127.0.0.1").build(&b.x509v3_context(Some(&ca), None))?;
+        let san = SubjectAlternativeName::new()
+            .dns("localhost")
+            .ip("127.0.0.1")
+            .build(&b.x509v3_context(Some(&ca), None))?;
         b.append_extension(san)?;
         b.sign(&ca_key, MessageDigest::sha256())?;
         b.build()

@@ -5,7 +5,7 @@
 //! Configured by environment variables: `WORKER_BOOTSTRAP`, `WORKER_DATABASE_URL`,
 //! `WORKER_TOPIC`, `WORKER_GROUP`, `WORKER_HANDLER_SLEEP_MS` (time the handler
 //! waits inside its open transaction, default 0) and `WORKER_COMMIT_INTERVAL_MS`
-//! (default 200).
+//! (default 200), `WORKER_MAX_BATCH` (records per transaction, default 1).
 //!
 //! Stdout protocol, one line each: `ready`, `handling <event id>` (before the
 //! handler's sleep), and at exit
@@ -46,6 +46,9 @@ async fn main() -> anyhow::Result<()> {
     // The crash test restarts a worker after kill -9: the dead member's
     // partition moves once its session expires.
     config.session_timeout = Duration::from_secs(6);
+    // One record per transaction unless told otherwise: the tests kill the
+    // process between records that are committed and one that is not.
+    config.max_batch = env("WORKER_MAX_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let handler = support::EffectHandler { sleep: env_millis("WORKER_HANDLER_SLEEP_MS", 0)?, announce: true };
 
     let shutdown = consumers::shutdown::on_signal().context("install signal handlers")?;

@@ -36,7 +36,10 @@ fn relay_config(name: &str) -> RelayConfig {
 }
 
 fn consumer_config(bootstrap: &str, group: &str, topic: &str) -> ConsumerConfig {
-    ConsumerConfig { connection: testkit::external::client_properties(), ..ConsumerConfig::new(bootstrap, group, &[topic]) }
+    ConsumerConfig {
+        connection: testkit::external::client_properties(),
+        ..ConsumerConfig::new(bootstrap, group, &[topic])
+    }
 }
 
 async fn database(env: &testkit::Environment) -> anyhow::Result<PgPool> {
@@ -82,8 +85,11 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
         ("payment", &payment),
         ("orchestrator", &orchestrator),
     ] {
-        let relay =
-            OutboxRelay::new(pool.clone(), testkit::external::producer_config(&bootstrap), relay_config(name))?;
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            testkit::external::producer_config(&bootstrap),
+            relay_config(name),
+        )?;
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move { relay.run(stop).await.map_err(anyhow::Error::from) }));
     }
@@ -102,14 +108,11 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
         orders.clone(),
         order_service::outcome::OutcomeHandler,
     )?;
-    let saga = saga_orchestrator::Orchestrator::new(
-        orchestrator.clone(),
-        {
-            let mut config = saga_orchestrator::OrchestratorConfig::new(bootstrap.clone(), "saga-orchestrator");
-            config.consumer.connection = testkit::external::client_properties();
-            config
-        },
-    )?;
+    let saga = saga_orchestrator::Orchestrator::new(orchestrator.clone(), {
+        let mut config = saga_orchestrator::OrchestratorConfig::new(bootstrap.clone(), "saga-orchestrator");
+        config.consumer.connection = testkit::external::client_properties();
+        config
+    })?;
     {
         let s = stop.clone();
         tasks.push(tokio::spawn(async move { inventory_consumer.run(s).await.map_err(anyhow::Error::from) }));

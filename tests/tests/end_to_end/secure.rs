@@ -30,7 +30,8 @@ async fn relay_and_consumer_work_over_sasl_ssl_and_a_tls_database() -> anyhow::R
         return Ok(());
     }
     consumer::init_tracing();
-    let (broker, postgres) = tokio::join!(testkit::SecureBroker::start(), testkit::Postgres::start_with_tls());
+    let (broker, postgres) =
+        tokio::join!(testkit::SecureBroker::start(), testkit::Postgres::start_with_tls());
     let (broker, postgres) = (broker?, postgres?);
     eprintln!("SASL_SSL broker at {}: {}", broker.bootstrap_servers(), broker.version());
     let topic = "secure.commands";
@@ -40,9 +41,8 @@ async fn relay_and_consumer_work_over_sasl_ssl_and_a_tls_database() -> anyhow::R
 
     let db_url = format!("{}?sslmode=require", postgres.fresh_database().await?);
     let pool = connect(&db_url, 10).await?;
-    let (ssl,): (bool,) = sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        .fetch_one(&pool)
-        .await?;
+    let (ssl,): (bool,) =
+        sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&pool).await?;
     assert!(ssl, "the database connection is encrypted");
     outbox::migrate(&pool).await?;
     let effects = consumer::prepare_database(&db_url).await?;
@@ -54,7 +54,8 @@ async fn relay_and_consumer_work_over_sasl_ssl_and_a_tls_database() -> anyhow::R
         sent.push(m.envelope.event_id);
         enqueue_committed(&pool, &m).await?;
     }
-    let relay = OutboxRelay::new(pool.clone(), ProducerConfig::from_connection(&kafka)?, relay_config("secure"))?;
+    let relay =
+        OutboxRelay::new(pool.clone(), ProducerConfig::from_connection(&kafka)?, relay_config("secure"))?;
     let cancel_relay = outbox::CancellationToken::new();
     let relay_task = tokio::spawn(relay.run(cancel_relay.clone()));
     // ... and applied by a consumer connected the same way.

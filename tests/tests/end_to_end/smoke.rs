@@ -36,7 +36,12 @@ async fn produce_one(bootstrap: &str, topic: &str, key: &str, marker: &str) -> a
 async fn kafka_round_trip_with_headers_and_postgres_round_trip() -> anyhow::Result<()> {
     let env = testkit::Environment::start().await?;
     // The suite's log names the broker it ran on (nextest shows this test's output).
-    println!("broker: {} (image {}, {})", env.broker.version(), env.broker.image().full(), env.broker.bootstrap_servers());
+    println!(
+        "broker: {} (image {}, {})",
+        env.broker.version(),
+        env.broker.image().full(),
+        env.broker.bootstrap_servers()
+    );
     let topic = "smoke.test";
     env.broker.create_topics(&[topic], 1).await?;
     let marker = Uuid::new_v4().to_string();

@@ -10,7 +10,9 @@ use crate::outbox_relay::support::eventually;
 
 #[tokio::test]
 async fn relay_loses_nothing_and_keeps_key_order_when_the_leader_dies() -> anyhow::Result<()> {
-    if testkit::external::skip_unless_containers("relay_loses_nothing_and_keeps_key_order_when_the_leader_dies") {
+    if testkit::external::skip_unless_containers(
+        "relay_loses_nothing_and_keeps_key_order_when_the_leader_dies",
+    ) {
         return Ok(());
     }
     let s = setup("relay").await?;
@@ -27,7 +29,10 @@ async fn relay_loses_nothing_and_keeps_key_order_when_the_leader_dies() -> anyho
         done.total, done.report.records, done.report.duplicates
     );
     assert_ne!(new_leader, leader, "leadership moved off the killed node");
-    assert!(done.relay.published >= done.total && done.relay.published > at_kill, "the relay went on after the kill");
+    assert!(
+        done.relay.published >= done.total && done.relay.published > at_kill,
+        "the relay went on after the kill"
+    );
     Ok(())
 }
 

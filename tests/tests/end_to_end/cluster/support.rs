@@ -51,12 +51,20 @@ pub(crate) async fn isr_sizes(bootstrap: &str, topic: &str) -> anyhow::Result<Ve
 }
 
 /// Waits until every partition of `topic` has all three replicas in sync.
-pub(crate) async fn wait_fully_replicated(bootstrap: &str, topic: &str, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_fully_replicated(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let synced = eventually(timeout, || async {
         Ok(isr_sizes(bootstrap, topic).await.map(|s| s.iter().all(|n| *n == 3)).unwrap_or(false))
     })
     .await?;
-    anyhow::ensure!(synced, "replicas of {topic} not back in sync within {timeout:?}: {:?}", isr_sizes(bootstrap, topic).await?);
+    anyhow::ensure!(
+        synced,
+        "replicas of {topic} not back in sync within {timeout:?}: {:?}",
+        isr_sizes(bootstrap, topic).await?
+    );
     Ok(())
 }
 
@@ -79,7 +87,8 @@ impl RelayUnderLoad {
         let relay = InProcessRelay::start(&s.pool, s.cluster.bootstrap_servers(), relay_config(relay_id))?;
         let writers = Writers::start(&s.pool, &s.topic, 2, 20, 5, Duration::from_millis(10));
         let stats = relay.stats.clone();
-        let flowing = eventually(Duration::from_secs(60), || async { Ok(stats.get().published >= 500) }).await?;
+        let flowing =
+            eventually(Duration::from_secs(60), || async { Ok(stats.get().published >= 500) }).await?;
         anyhow::ensure!(flowing, "relay published only {} at the start", stats.get().published);
         Ok(RelayUnderLoad { relay, writers })
     }

@@ -9,7 +9,9 @@ use consumers::RetryPolicy;
 
 #[tokio::test]
 async fn records_are_retried_through_a_database_outage_and_applied_once() -> anyhow::Result<()> {
-    if testkit::external::skip_unless_containers("records_are_retried_through_a_database_outage_and_applied_once") {
+    if testkit::external::skip_unless_containers(
+        "records_are_retried_through_a_database_outage_and_applied_once",
+    ) {
         return Ok(());
     }
     support::init_tracing();

@@ -49,3 +49,36 @@ async fn expired_inbox_rows_are_deleted_in_batches_and_recent_ones_kept() -> any
     assert_eq!(left, vec![7, 8, 9], "rows inside the retention window are kept");
     Ok(())
 }
+
+/// A running consumer cleans its inbox by itself (every service and the
+/// orchestrator run one): rows past the retention disappear while it runs,
+/// recent ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_consumer_deletes_expired_inbox_rows_by_itself() -> anyhow::Result<()> {
+    let env = testkit::Environment::start().await?;
+    let topic = "cleanup.commands";
+    env.broker.create_topics(&[topic, "cleanup.commands.dlq"], 1).await?;
+    let pool = super::support::prepare_database(&env.postgres.fresh_database().await?).await?;
+    sqlx::query(
+        "INSERT INTO consumer_inbox (consumer_name, event_id, message_type, topic, kafka_partition, kafka_offset, processed_at) \
+         SELECT 'cleanup', gen_random_uuid(), 't', 'topic', 0, g, now() - CASE WHEN g < 5 THEN interval '3 days' ELSE interval '1 minute' END \
+         FROM generate_series(0, 7) AS g",
+    )
+    .execute(&pool)
+    .await?;
+    let mut config = super::support::consumer_config(env.broker.bootstrap_servers(), "cleanup", topic);
+    config.inbox_retention = Some(InboxRetention {
+        retention: Duration::from_secs(24 * 3600),
+        batch_size: 2,
+        interval: Duration::from_millis(200),
+    });
+    let running = super::support::spawn_quick_consumer(config, &pool)?;
+    super::support::eventually("the expired rows to go", Duration::from_secs(30), || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM consumer_inbox").fetch_one(&pool).await?;
+        Ok((left == 3).then_some(()))
+    })
+    .await?;
+    running.cancel.cancel();
+    running.task.await??;
+    Ok(())
+}

@@ -3,10 +3,13 @@
 
 pub(crate) mod support;
 
+mod concurrency;
 mod crash;
 mod db_outage;
 mod dedupe;
 mod group;
+mod halt;
 mod inbox_cleanup;
 mod poison;
 mod schema_evolution;
+mod shutdown;

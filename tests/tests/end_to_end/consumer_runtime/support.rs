@@ -110,7 +110,8 @@ pub(crate) fn cluster_properties() -> Vec<(String, String)> {
 
 /// An idempotent producer on `bootstrap`.
 pub(crate) fn publisher(bootstrap: &str) -> anyhow::Result<KafkaPublisher> {
-    let config = ProducerConfig { linger_ms: 0, overrides: cluster_properties(), ..ProducerConfig::new(bootstrap) };
+    let config =
+        ProducerConfig { linger_ms: 0, overrides: cluster_properties(), ..ProducerConfig::new(bootstrap) };
     KafkaPublisher::new(&config).context("create producer")
 }
 
