@@ -31,7 +31,7 @@ enum Bench {
     /// Raw producer vs outbox relay throughput, commit->ack latency, and the
     /// cost of the outbox insert in a business transaction.
     Outbox(outbox::Args),
-    /// Events applied per second by the consumer runtime with vs without the inbox.
+    /// Events applied per second by the consumer runtime (serial, concurrent, batched) vs the PostgreSQL ceiling.
     Inbox(inbox::Args),
 }
 

@@ -17,6 +17,7 @@ struct Counters {
     deferred: AtomicU64,
     timeouts: AtomicU64,
     batches: AtomicU64,
+    batched: AtomicU64,
     commits: AtomicU64,
     revoked: AtomicU64,
     halted: AtomicU64,
@@ -41,6 +42,8 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     /// Transactions that applied several records at once.
     pub batches: u64,
+    /// Records finished in those transactions (applied or duplicates).
+    pub batched_records: u64,
     /// Offset commits that the broker acknowledged (synchronous ones only:
     /// revocation and shutdown).
     pub commits: u64,
@@ -76,6 +79,7 @@ impl Stats {
             deferred: c.deferred.load(Ordering::Relaxed),
             timeouts: c.timeouts.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
+            batched_records: c.batched.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             revoked_partitions: c.revoked.load(Ordering::Relaxed),
             halted_partitions: c.halted.load(Ordering::Relaxed),
@@ -117,6 +121,7 @@ impl Stats {
 
     pub(crate) fn batch(&self, applied: u64, duplicates: u64) {
         self.0.batches.fetch_add(1, Ordering::Relaxed);
+        self.0.batched.fetch_add(applied + duplicates, Ordering::Relaxed);
         self.0.applied.fetch_add(applied, Ordering::Relaxed);
         self.0.duplicates.fetch_add(duplicates, Ordering::Relaxed);
     }
