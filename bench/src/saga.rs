@@ -10,8 +10,8 @@
 //! verdict consumer and the orchestrator (consumer and sweeper), each on
 //! its own database of one PostgreSQL server. Orders are placed with
 //! `order_service::store::place_order` (the `POST /orders` transaction,
-//! without HTTP), each one unit of a well-stocked SKU below the payment
-//! limit, so every saga takes the longest path: reserve, authorize, commit,
+//! without HTTP), each one unit of a well-stocked SKU (`--skus` of them,
+//! round robin) below the payment limit, so every saga takes the longest path: reserve, authorize, commit,
 //! approve. `--loads` are offered rates in orders/s; `0` places them as fast
 //! as `--clients` concurrent clients can.
 //!
@@ -37,7 +37,6 @@ use uuid::Uuid;
 
 use crate::table::Table;
 
-const SKU: &str = "SKU-BENCH";
 // The benchmark's own statements start with `/* bench-probe */`, so that
 // they are not counted.
 
@@ -52,9 +51,17 @@ pub(crate) struct Args {
     /// Partitions of every topic.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
+    /// Distinct SKUs the orders spread over (round robin). 1 puts every
+    /// order on one stock row: a flash sale, where the row lock serialises
+    /// the inventory service.
+    #[arg(long, default_value_t = 64)]
+    skus: usize,
     /// Concurrent clients of the `0` load.
     #[arg(long, default_value_t = 16)]
     clients: usize,
+    /// Statements listed at the end (the most frequent at the last load).
+    #[arg(long, default_value_t = 25)]
+    top: i64,
     /// Longest wait for one load's sagas to end.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -109,17 +116,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     saga_orchestrator::migrate(&db.orchestrator).await?;
     sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").execute(&db.orders).await?;
     let mut conn = db.inventory.acquire().await?;
-    inventory_service::seed::seed_stock(&mut conn, &[(SKU.into(), 1_000_000_000)]).await?;
+    let skus: Vec<String> = (0..args.skus.max(1)).map(|i| format!("SKU-BENCH-{i}")).collect();
+    let stock: Vec<(String, i64)> = skus.iter().map(|s| (s.clone(), 1_000_000_000)).collect();
+    inventory_service::seed::seed_stock(&mut conn, &stock).await?;
     drop(conn);
 
     let stop = CancellationToken::new();
     let tasks = start_system(&bootstrap, &db, &stop)?;
 
     eprintln!("warming up...");
-    let warm = place(&db.orders, 20, 0, 4).await?;
+    let warm = place(&db.orders, &skus, 20, 0, 4).await?;
     wait_terminal(&db.orders, &warm, Duration::from_secs(180)).await?;
 
     let mut results = Vec::new();
+    let mut top = Vec::new();
     for &offered in &args.loads {
         eprintln!(
             "offered load {}: {} orders...",
@@ -128,10 +138,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         );
         sqlx::query("/* bench-probe */ SELECT pg_stat_statements_reset()").execute(&db.orders).await?;
         let cpu_before = busy_cpu_seconds()?;
-        let ids = place(&db.orders, args.orders, offered, args.clients).await?;
+        let ids = place(&db.orders, &skus, args.orders, offered, args.clients).await?;
         wait_terminal(&db.orders, &ids, Duration::from_secs(args.timeout_secs)).await?;
         let cpu = busy_cpu_seconds()? - cpu_before;
         results.push(measure(&db, offered, &ids, cpu).await?);
+        top = top_statements(&db.orders, ids.len(), args.top).await?;
     }
     stop.cancel();
     for t in tasks {
@@ -140,8 +151,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "saga: {} orders per load, the longest path (reserve, authorize, commit, approve), {} partitions, broker {}",
+        "saga: {} orders per load over {} SKUs, the longest path (reserve, authorize, commit, approve), {} partitions, broker {}",
         args.orders,
+        args.skus,
         args.partitions,
         env.broker.image().full()
     );
@@ -168,7 +180,47 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         ]);
     }
     table.print();
+    println!();
+    println!("the most frequent statements at the last load, per saga (pg_stat_statements):");
+    let mut statements = Table::new(["database", "calls/saga", "ms/saga", "statement"]);
+    let mut names = std::collections::HashMap::new();
+    for (label, pool) in db.all() {
+        let name: String =
+            sqlx::query_scalar("/* bench-probe */ SELECT current_database()::text").fetch_one(pool).await?;
+        names.insert(name, label);
+    }
+    for (database, per_saga, ms, query) in top {
+        let label = names.get(&database).map_or(database.as_str(), |l| l).to_owned();
+        statements.row(vec![label, format!("{per_saga:.2}"), format!("{ms:.3}"), query]);
+    }
+    statements.print();
     Ok(())
+}
+
+/// The `limit` statements called most, per saga: database, calls, total
+/// execution ms, the statement (shortened to one line).
+async fn top_statements(
+    pool: &PgPool,
+    sagas: usize,
+    limit: i64,
+) -> anyhow::Result<Vec<(String, f64, f64, String)>> {
+    let rows: Vec<(String, f64, f64, String)> = sqlx::query_as(
+        "/* bench-probe */ SELECT d.datname::text, s.calls::float8, s.total_exec_time::float8, s.query \
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+         WHERE s.query NOT LIKE '%bench-probe%' ORDER BY s.calls DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let n = sagas.max(1) as f64;
+    Ok(rows
+        .into_iter()
+        .map(|(db, calls, ms, q)| {
+            let one_line: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = one_line.chars().take(90).collect();
+            (db, calls / n, ms / n, short)
+        })
+        .collect())
 }
 
 async fn database(env: &testkit::Environment) -> anyhow::Result<PgPool> {
@@ -225,11 +277,11 @@ fn start_system(
     Ok(tasks)
 }
 
-fn order() -> ValidOrder {
+fn order(sku: &str) -> ValidOrder {
     ValidOrder {
         customer_id: Uuid::new_v4(),
         currency: "EUR".into(),
-        lines: vec![OrderLine { sku: SKU.into(), quantity: 1, unit_price_minor: 1_000 }],
+        lines: vec![OrderLine { sku: sku.into(), quantity: 1, unit_price_minor: 1_000 }],
         total_minor: 1_000,
         channel: "bench".into(),
     }
@@ -237,17 +289,25 @@ fn order() -> ValidOrder {
 
 /// Places `n` orders at `rate` per second (0: `clients` at a time, as fast
 /// as they go); returns their ids.
-async fn place(orders: &PgPool, n: usize, rate: u32, clients: usize) -> anyhow::Result<Vec<Uuid>> {
+async fn place(
+    orders: &PgPool,
+    skus: &[String],
+    n: usize,
+    rate: u32,
+    clients: usize,
+) -> anyhow::Result<Vec<Uuid>> {
     let mut ids = Vec::with_capacity(n);
     if rate == 0 {
         let per_client = n.div_ceil(clients.max(1));
         let placing = (0..clients.max(1)).map(|c| {
             let pool = orders.clone();
             let count = per_client.min(n.saturating_sub(c * per_client));
+            let skus = skus.to_vec();
             tokio::spawn(async move {
                 let mut mine = Vec::with_capacity(count);
-                for _ in 0..count {
-                    mine.push(order_service::store::place_order(&pool, order()).await?.order_id);
+                for i in 0..count {
+                    let sku = &skus[(c * per_client + i) % skus.len()];
+                    mine.push(order_service::store::place_order(&pool, order(sku)).await?.order_id);
                 }
                 anyhow::Ok(mine)
             })
@@ -259,10 +319,12 @@ async fn place(orders: &PgPool, n: usize, rate: u32, clients: usize) -> anyhow::
     }
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     let mut placing = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         tick.tick().await;
         let pool = orders.clone();
-        placing.push(tokio::spawn(async move { order_service::store::place_order(&pool, order()).await }));
+        let sku = skus[i % skus.len()].clone();
+        placing
+            .push(tokio::spawn(async move { order_service::store::place_order(&pool, order(&sku)).await }));
     }
     for p in placing {
         ids.push(p.await.context("a client panicked")??.order_id);

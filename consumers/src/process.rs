@@ -88,7 +88,7 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
                 return self.dead_letter(record, failure, stop).await;
             }
         };
-        let span = consume_span(&self.name, &message);
+        let span = message.span();
         async {
             let attempt = |n: u32| {
                 if n > 1 {
@@ -187,15 +187,16 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             InboxMode::Enabled => inbox::record_batch(&mut tx, &self.name, messages).await?,
             InboxMode::Disabled => messages.iter().map(|m| m.envelope.event_id).collect(),
         };
-        let mut applied = HashSet::with_capacity(new.len());
-        for message in messages {
-            let id = message.envelope.event_id;
-            if new.contains(&id) && applied.insert(id) {
-                self.handle(message, &mut tx).instrument(consume_span(&self.name, message)).await?;
-            }
+        let mut seen = HashSet::with_capacity(new.len());
+        let fresh: Vec<&InboundMessage> = messages
+            .iter()
+            .filter(|m| new.contains(&m.envelope.event_id) && seen.insert(m.envelope.event_id))
+            .collect();
+        if !fresh.is_empty() {
+            self.handle_batch(&fresh, &mut tx).await?;
         }
         tx.commit().await?;
-        let applied = applied.len() as u64;
+        let applied = fresh.len() as u64;
         Ok((applied, messages.len() as u64 - applied))
     }
 
@@ -207,14 +208,30 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
         message: &InboundMessage,
         tx: &mut Transaction<'_, Postgres>,
     ) -> Result<(), HandlerError> {
-        match AssertUnwindSafe(self.handler.handle(message, tx)).catch_unwind().await {
+        self.unwound(AssertUnwindSafe(self.handler.handle(message, tx)).catch_unwind().await)
+    }
+
+    /// [`Handler::handle_batch`], with the same care as [`Self::handle`].
+    async fn handle_batch(
+        &self,
+        messages: &[&InboundMessage],
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
+        self.unwound(AssertUnwindSafe(self.handler.handle_batch(messages, tx)).catch_unwind().await)
+    }
+
+    fn unwound(
+        &self,
+        outcome: Result<Result<(), HandlerError>, Box<dyn std::any::Any + Send>>,
+    ) -> Result<(), HandlerError> {
+        match outcome {
             Ok(result) => {
                 if let Err(HandlerError::Deferred(_)) = &result {
                     self.stats.deferred();
                 }
                 result
             }
-            Err(panic) => Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&panic)))),
+            Err(panic) => Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&*panic)))),
         }
     }
 
@@ -238,22 +255,6 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             None => Outcome::Cancelled,
         }
     }
-}
-
-/// The `consume` span of one message. It continues the producer's trace
-/// (W3C context carried in the envelope), so the handler and its replies
-/// join it.
-fn consume_span(consumer: &str, message: &InboundMessage) -> tracing::Span {
-    let span = tracing::info_span!(
-        "consume",
-        consumer = %consumer,
-        event_id = %message.envelope.event_id,
-        message_type = %message.envelope.message_type,
-        position = %format_args!("{}/{}@{}", message.topic, message.partition, message.offset),
-    );
-    let env = &message.envelope;
-    telemetry::continue_trace_from(&span, env.traceparent.as_deref(), env.tracestate.as_deref());
-    span
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

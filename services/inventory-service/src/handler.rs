@@ -6,6 +6,8 @@
 //! re-sent by the orchestrator under a new event id gets the same answer.
 //! Business refusals (not enough stock) are replies, never handler errors.
 
+use std::collections::BTreeSet;
+
 use chrono::Utc;
 use consumers::{Handler, HandlerError, InboundMessage};
 use events::messages::inventory::{
@@ -47,6 +49,41 @@ impl Handler for InventoryHandler {
         }
         .instrument(span)
         .await
+    }
+
+    /// A batch of commands in one transaction: first the stock rows that
+    /// any of them may touch, locked in ONE statement in SKU order, then
+    /// each command as [`handle`](Self::handle) applies it (re-locking a
+    /// row this transaction holds is free). Without the lock up front, two
+    /// batches of different partitions lock shared SKUs in message order
+    /// and deadlock.
+    async fn handle_batch(
+        &self,
+        messages: &[&InboundMessage],
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
+        let mut skus = BTreeSet::new();
+        let mut held = Vec::new();
+        for m in messages {
+            if m.is::<ReserveInventory>() {
+                let cmd: ReserveInventory = m.decode()?;
+                skus.extend(cmd.lines.into_iter().map(|l| l.sku));
+            } else if m.is::<ReleaseInventory>() {
+                held.push(m.decode::<ReleaseInventory>()?.order_id);
+            } else if m.is::<CommitInventory>() {
+                held.push(m.decode::<CommitInventory>()?.order_id);
+            }
+        }
+        if !held.is_empty() {
+            skus.extend(stock::held_skus(tx, &held).await?);
+        }
+        if !skus.is_empty() {
+            stock::lock_stock(tx, &skus).await?;
+        }
+        for m in messages {
+            self.handle(m, tx).instrument(m.span()).await?;
+        }
+        Ok(())
     }
 }
 

@@ -236,6 +236,19 @@ pub async fn set_status(
     Ok(())
 }
 
+/// The SKUs that the RESERVED reservations of `order_ids` hold: what a
+/// release or commit of those orders will lock.
+pub async fn held_skus(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<Vec<String>, StockError> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT l->>'sku' FROM reservations r, jsonb_array_elements(r.lines) l \
+         WHERE r.order_id = ANY($1) AND r.status = 'RESERVED'",
+    )
+    .bind(order_ids)
+    .fetch_all(conn)
+    .await
+    .map_err(StockError::LockStock)
+}
+
 /// Locks the stock rows of `skus` (`FOR UPDATE`, in SKU order) and returns
 /// them; SKUs without a row are simply absent from the result.
 pub async fn lock_stock<'a>(
