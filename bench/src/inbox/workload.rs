@@ -46,7 +46,8 @@ impl Latencies {
     /// p50, p99 (ms); `None` when nothing was recorded.
     pub(crate) fn percentiles(&self) -> Option<(f64, f64)> {
         let h = self.0.lock().ok()?;
-        (h.len() > 0).then(|| (h.value_at_quantile(0.5) as f64 / 1e3, h.value_at_quantile(0.99) as f64 / 1e3))
+        (!h.is_empty())
+            .then(|| (h.value_at_quantile(0.5) as f64 / 1e3, h.value_at_quantile(0.99) as f64 / 1e3))
     }
 }
 
