@@ -57,6 +57,19 @@ pub trait Handler: Send + Sync {
         tx: &mut Transaction<'_, Postgres>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
+    /// Whether this handler has anything to do with `message`. A message it
+    /// does not accept is finished at once — no transaction, no inbox row,
+    /// no dead letter — and counted as
+    /// [`ignored`](crate::StatsSnapshot::ignored): for the events of a topic
+    /// that this consumer reads for others (a service reading its own
+    /// events back). The default accepts everything; a message type the
+    /// handler does not know should still reach [`handle`](Self::handle),
+    /// which dead-letters it.
+    fn accepts(&self, message: &InboundMessage) -> bool {
+        let _ = message;
+        true
+    }
+
     /// Applies several new messages of one partition, in offset order, in
     /// one transaction (the runtime has recorded them all in the inbox, in
     /// one statement, and dropped the duplicates). The default calls
@@ -96,6 +109,10 @@ impl<H: Handler> Handler for std::sync::Arc<H> {
         tx: &mut Transaction<'_, Postgres>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send {
         (**self).handle_batch(messages, tx)
+    }
+
+    fn accepts(&self, message: &InboundMessage) -> bool {
+        (**self).accepts(message)
     }
 }
 

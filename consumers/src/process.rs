@@ -33,6 +33,8 @@ pub(crate) enum Outcome {
     Duplicate,
     /// Published to the dead-letter topic.
     DeadLettered,
+    /// The handler does not accept it ([`Handler::accepts`]): nothing done.
+    Ignored,
     /// A stop (shutdown, revocation) interrupted it; its offset must not be
     /// stored.
     Cancelled,
@@ -88,6 +90,10 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
                 return self.dead_letter(record, failure, stop).await;
             }
         };
+        if !self.handler.accepts(&message) {
+            self.stats.ignored(1);
+            return Outcome::Ignored;
+        }
         let span = message.span();
         async {
             let attempt = |n: u32| {
@@ -124,10 +130,16 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
     /// one inbox statement for all, the handler once per new event, one
     /// commit. Any failure rolls everything back and asks for one-by-one.
     pub(crate) async fn process_batch(&self, records: &[RawRecord], stop: &Stop) -> BatchOutcome {
-        let Ok(messages) = records.iter().map(InboundMessage::from_record).collect::<Result<Vec<_>, _>>()
+        let Ok(mut messages) = records.iter().map(InboundMessage::from_record).collect::<Result<Vec<_>, _>>()
         else {
             return BatchOutcome::OneByOne;
         };
+        let before = messages.len();
+        messages.retain(|m| self.handler.accepts(m));
+        self.stats.ignored((before - messages.len()) as u64);
+        if messages.is_empty() {
+            return BatchOutcome::Finished;
+        }
         let result = tokio::select! {
             biased;
             r = self.bounded(self.batch_attempt(&messages)) => r,
@@ -315,6 +327,48 @@ mod tests {
         }
     }
 
+    /// Accepts nothing; handling anything would be a bug.
+    struct AcceptsNothing;
+
+    impl Handler for AcceptsNothing {
+        fn accepts(&self, _: &InboundMessage) -> bool {
+            false
+        }
+
+        async fn handle(
+            &self,
+            _: &InboundMessage,
+            _: &mut Transaction<'_, Postgres>,
+        ) -> Result<(), HandlerError> {
+            panic!("an ignored message must not be handled")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_the_handler_does_not_accept_is_finished_without_a_transaction() {
+        let envelope = events::Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            message_type: "saga.order.OrderCreated".into(),
+            schema_version: 1,
+            aggregate_type: "order".into(),
+            aggregate_id: "k".into(),
+            correlation_id: None,
+            causation_id: None,
+            occurred_at: Utc::now(),
+            traceparent: None,
+            tracestate: None,
+        };
+        let headers: Vec<(String, Vec<u8>)> =
+            envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
+        // The pool is unreachable: any transaction would fail (and retry).
+        let p = pipeline_with(AcceptsNothing, 3);
+        assert_eq!(p.process(&record(headers.clone()), &Stop::default()).await, Outcome::Ignored);
+        let two = [record(headers.clone()), record(headers)];
+        assert_eq!(p.process_batch(&two, &Stop::default()).await, BatchOutcome::Finished);
+        let s = p.stats.snapshot();
+        assert_eq!((s.ignored, s.applied, s.retries, s.finished()), (3, 0, 0, 3));
+    }
+
     /// A pool whose server refuses connections: every attempt fails transiently.
     fn unreachable_pool() -> PgPool {
         sqlx::postgres::PgPoolOptions::new()
@@ -324,6 +378,10 @@ mod tests {
     }
 
     fn pipeline(max_attempts: u32) -> Pipeline<NeverCalled, Recorder> {
+        pipeline_with(NeverCalled, max_attempts)
+    }
+
+    fn pipeline_with<H: Handler>(handler: H, max_attempts: u32) -> Pipeline<H, Recorder> {
         let retry = RetryPolicy {
             max_attempts,
             initial_delay: Duration::from_millis(1),
@@ -334,7 +392,7 @@ mod tests {
         Pipeline {
             name: "test-consumer".into(),
             pool: unreachable_pool(),
-            handler: NeverCalled,
+            handler,
             dead_letters: Recorder::default(),
             inbox: InboxMode::Enabled,
             dead_letter_retry: retry.clone(),

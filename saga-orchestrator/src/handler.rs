@@ -148,6 +148,13 @@ fn unknown_saga(kind: &EventKind, saga_id: Uuid) -> HandlerError {
 }
 
 impl Handler for SagaHandler {
+    /// `OrderApproved` / `OrderRejected` are the orchestrator's own outcome
+    /// events, read back from `orders.events`: finished without a
+    /// transaction or an inbox row.
+    fn accepts(&self, message: &InboundMessage) -> bool {
+        !(message.is::<OrderApproved>() || message.is::<OrderRejected>())
+    }
+
     async fn handle(
         &self,
         message: &InboundMessage,
