@@ -346,20 +346,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_the_handler_does_not_accept_is_finished_without_a_transaction() {
-        let envelope = events::Envelope {
-            event_id: uuid::Uuid::now_v7(),
-            message_type: "saga.order.OrderCreated".into(),
-            schema_version: 1,
-            aggregate_type: "order".into(),
-            aggregate_id: "k".into(),
-            correlation_id: None,
-            causation_id: None,
-            occurred_at: Utc::now(),
-            traceparent: None,
-            tracestate: None,
-        };
-        let headers: Vec<(String, Vec<u8>)> =
-            envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
+        let (_, headers) = envelope("saga.order.OrderCreated");
         // The pool is unreachable: any transaction would fail (and retry).
         let p = pipeline_with(AcceptsNothing, 3);
         assert_eq!(p.process(&record(headers.clone()), &Stop::default()).await, Outcome::Ignored);
@@ -403,6 +390,25 @@ mod tests {
         }
     }
 
+    /// A fresh envelope of `message_type`, and its record headers.
+    fn envelope(message_type: &str) -> (events::Envelope, Vec<(String, Vec<u8>)>) {
+        let envelope = events::Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            message_type: message_type.into(),
+            schema_version: 1,
+            aggregate_type: "order".into(),
+            aggregate_id: "k".into(),
+            correlation_id: None,
+            causation_id: None,
+            occurred_at: Utc::now(),
+            traceparent: None,
+            tracestate: None,
+        };
+        let headers =
+            envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
+        (envelope, headers)
+    }
+
     fn record(headers: Vec<(String, Vec<u8>)>) -> RawRecord {
         RawRecord {
             topic: "inventory.commands".into(),
@@ -437,20 +443,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_database_is_retried_then_dead_lettered_as_transient() {
-        let envelope = events::Envelope {
-            event_id: uuid::Uuid::now_v7(),
-            message_type: "saga.test.Thing".into(),
-            schema_version: 1,
-            aggregate_type: "order".into(),
-            aggregate_id: "k".into(),
-            correlation_id: None,
-            causation_id: None,
-            occurred_at: Utc::now(),
-            traceparent: None,
-            tracestate: None,
-        };
-        let headers =
-            envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
+        let (envelope, headers) = envelope("saga.test.Thing");
         let p = pipeline(3);
         let outcome = p.process(&record(headers), &Stop::default()).await;
         assert_eq!(outcome, Outcome::DeadLettered);
@@ -471,22 +464,7 @@ mod tests {
         let mut p = pipeline(1_000);
         p.retry.initial_delay = Duration::from_secs(60);
         p.retry.max_delay = Duration::from_secs(60);
-        let envelope_headers = events::Envelope {
-            event_id: uuid::Uuid::now_v7(),
-            message_type: "saga.test.Thing".into(),
-            schema_version: 1,
-            aggregate_type: "order".into(),
-            aggregate_id: "k".into(),
-            correlation_id: None,
-            causation_id: None,
-            occurred_at: Utc::now(),
-            traceparent: None,
-            tracestate: None,
-        }
-        .to_headers()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.into_bytes()))
-        .collect();
+        let (_, envelope_headers) = envelope("saga.test.Thing");
         let stop = Stop::default();
         let s = stop.clone();
         tokio::spawn(async move {
