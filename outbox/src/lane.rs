@@ -12,6 +12,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::alarm::{AlarmKind, LaneAlarm};
 use crate::batch;
 use crate::error::OutboxError;
 use crate::lease::LaneLease;
@@ -141,7 +142,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     // `drained`: the last read came back short, wait for a wake-up before
     // reading again. `halted`: a batch stopped early; send nothing more until
     // it is resolved.
-    let (mut drained, mut halted) = (false, false);
+    let mut drained = false;
+    let mut halted = Halt::No;
     // Rows wait for the watermark: poll at the short interval, doubling while
     // nothing moves (a long transaction elsewhere must not make every lane
     // poll hot for its whole duration).
@@ -178,7 +180,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             must_resend = false;
             in_flight.clear();
             blocked.clear();
-            (read_cursor, drained, halted) = (recorder.acked(), false, false);
+            (read_cursor, drained, halted) = (recorder.acked(), false, Halt::No);
             shared.metrics.record_retry();
             if pause(&mut retry).await {
                 break;
@@ -205,7 +207,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         // Batches not yet recorded (in flight, or acked with their cursor
         // move on its way) are what a crash sends again: at most `depth`.
         let unrecorded = in_flight.len() + recorder.unrecorded();
-        let may_send = !stop.is_cancelled() && !halted && unrecorded < depth && clock.valid_for(margin);
+        let may_send =
+            !stop.is_cancelled() && halted == Halt::No && unrecorded < depth && clock.valid_for(margin);
 
         // 1. Fill the pipeline.
         if may_send && !drained && !backlog && read_due.is_none() {
@@ -219,6 +222,15 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             let read = read.unwrap_or_else(|| Err(coalescer_gone(lease.lane, true)));
             if let Ok(batch) = &read {
                 shared.metrics.record_read(batch.rows.is_empty());
+                if batch.watermark < read_cursor.pos {
+                    // Nothing can ever commit below the watermark again, but
+                    // the cursor is above it: the database's transaction
+                    // ids started again lower (restored or moved). Rows
+                    // written now would sort behind the cursor, unread.
+                    positions_ahead(&shared, lease.lane, read_cursor, batch.watermark);
+                    halted = Halt::UntilStopped;
+                    break;
+                }
             }
             match read {
                 Ok(batch) if batch.rows.is_empty() => {
@@ -257,7 +269,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     if let Some(c) = b.sent_until() {
                         read_cursor = c;
                     }
-                    halted = b.stopped_early;
+                    if b.stopped_early {
+                        halted = Halt::UntilResolved;
+                    }
                     shared.metrics.record_fetch(fetch_started.elapsed());
                     in_flight.push_back(b);
                     continue;
@@ -404,8 +418,50 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             "outbox lane stopped with acked batches unrecorded; they go out again"
         ),
     }
+    if halted == Halt::UntilStopped {
+        // Keep the lease (no other relay may take the lane and publish it
+        // wrongly) and send nothing until the relay stops.
+        stop.cancelled().await;
+    }
+    shared.metrics.alarms.clear(lease.lane);
     tracing::info!(lane = lease.lane, epoch = lease.epoch, cursor = ?recorder.cursor(), "lane stopped");
     Ok(())
+}
+
+/// Whether a lane sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Halt {
+    /// It sends.
+    No,
+    /// A batch stopped early; nothing more is sent until it is resolved.
+    UntilResolved,
+    /// It found something only an operator can repair: nothing is sent
+    /// until the relay stops.
+    UntilStopped,
+}
+
+/// Raises and logs the alarm of a lane whose cursor is ahead of the watermark.
+fn positions_ahead(shared: &Shared, lane: i32, cursor: Cursor, watermark: i64) {
+    let error = format!(
+        "lane {lane}: cursor position {} is ahead of the watermark {watermark}; {}",
+        cursor.pos,
+        crate::rebase::RECOVERY
+    );
+    tracing::error!(
+        lane,
+        cursor = cursor.pos,
+        watermark,
+        gauge.outbox_lane_halted = 1u64,
+        "outbox lane halted: {error}"
+    );
+    shared.metrics.alarms.raise(LaneAlarm {
+        lane,
+        kind: AlarmKind::PositionsAhead,
+        row: None,
+        topic: None,
+        error,
+        since: Utc::now(),
+    });
 }
 
 #[cfg(test)]

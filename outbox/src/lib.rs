@@ -41,7 +41,12 @@
 //! * [`cleanup`] — bounded deletion of published rows after the retention.
 //! * [`metrics`] — backlog, oldest age, publish rate and age at ack
 //!   through `tracing` (OpenTelemetry-ready field names).
-//! * [`parked`] — listing and discarding parked rows.
+//! * [`parked`] — listing parked rows, re-sending a key's parked rows in
+//!   order ([`requeue_parked`]), discarding one by row id.
+//! * [`rebase`](mod@rebase) — positions ahead of the transaction ids after a
+//!   dump/restore or a move, and [`rebase()`], the recovery.
+//! * `alarm` — [`LaneAlarm`]: lanes that halted or stalled, logged and
+//!   measured.
 //! * [`reply`](mod@reply) — [`enqueue_reply`]: a consumer handler's reply, in
 //!   the handler's transaction, correlated and caused by what it answers.
 //!
@@ -91,6 +96,7 @@
 //! Ordering across keys is not preserved (nor needed): keys live in
 //! different lanes and partitions.
 
+mod alarm;
 pub mod batch;
 pub mod cleanup;
 mod coalesce;
@@ -100,6 +106,7 @@ mod lane;
 pub mod lease;
 pub mod metrics;
 pub mod parked;
+pub mod rebase;
 mod record;
 mod relay;
 pub mod reply;
@@ -109,10 +116,12 @@ pub mod store;
 mod trace;
 mod wakeup;
 
+pub use alarm::{AlarmKind, LaneAlarm};
 pub use enqueue::{Enqueued, NOTIFY_CHANNEL, enqueue, set_notify};
 pub use error::OutboxError;
 pub use metrics::{Delivery, RelayStats};
-pub use parked::{ParkedRow, discard_parked, list_parked};
+pub use parked::{ParkedRow, discard_parked, list_parked, requeue_parked};
+pub use rebase::{Rebased, rebase};
 pub use relay::{OutboxRelay, RelayConfig, StatsHandle};
 pub use reply::enqueue_reply;
 pub use schema::{ServiceMigrateError, migrate_service};

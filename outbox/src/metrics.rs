@@ -122,6 +122,8 @@ pub(crate) struct Metrics {
     record_us: AtomicU64,
     /// Deliveries since the last drain, one per row.
     deliveries: Mutex<Vec<Delivery>>,
+    /// Lanes that do not publish, and why.
+    pub(crate) alarms: crate::alarm::Alarms,
 }
 
 impl Metrics {
@@ -245,6 +247,7 @@ pub(crate) async fn report(
             ),
             Err(e) => tracing::warn!(error = %e, "outbox metrics: could not measure the backlog"),
         }
+        metrics.alarms.report();
     }
 }
 

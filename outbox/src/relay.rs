@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::alarm::LaneAlarm;
 use crate::coalesce::Coalescer;
 use crate::error::OutboxError;
 use crate::lane::{self, Lane, LeaseClock};
@@ -21,7 +22,7 @@ use crate::lease::{self, LaneLease};
 use crate::metrics::{self, Delivery, Metrics, RelayStats};
 use crate::store::{self, Batch, CursorMove, LaneRead};
 use crate::wakeup::{self, MAX_LANES, Wakeups, sleep_or_cancel};
-use crate::{cleanup, migrate};
+use crate::{cleanup, migrate, rebase};
 
 /// Settings of an [`OutboxRelay`].
 #[derive(Debug, Clone)]
@@ -264,6 +265,11 @@ impl StatsHandle {
     pub fn drain_deliveries(&self) -> Vec<Delivery> {
         self.0.drain_deliveries()
     }
+
+    /// Lanes that do not publish right now, and why (see [`LaneAlarm`]).
+    pub fn alarms(&self) -> Vec<LaneAlarm> {
+        self.0.alarms.current()
+    }
 }
 
 struct Worker {
@@ -314,6 +320,18 @@ impl OutboxRelay {
         }
         if let Some(n) = cfg.lanes {
             lease::configure_lanes(&shared.pool, n).await?;
+        }
+        let ahead = rebase::positions_ahead(&shared.pool).await?;
+        if !ahead.is_empty() {
+            let found = ahead.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            tracing::error!(
+                relay = %cfg.relay_id,
+                %found,
+                gauge.outbox_positions_ahead = ahead.len() as u64,
+                "outbox relay not started: {}",
+                rebase::RECOVERY
+            );
+            return Err(OutboxError::PositionsAhead { found });
         }
         let background = cancel.child_token();
         let mut tasks = vec![tokio::spawn(wakeup::listen(

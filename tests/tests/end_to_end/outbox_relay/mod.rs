@@ -11,4 +11,5 @@ mod kill9;
 mod lanes;
 mod notify;
 mod order;
+mod rebase;
 mod trickle;
