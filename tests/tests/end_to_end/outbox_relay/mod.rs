@@ -11,5 +11,6 @@ mod kill9;
 mod lanes;
 mod notify;
 mod order;
+mod parked;
 mod rebase;
 mod trickle;
