@@ -71,7 +71,8 @@ fn record(row: &OutboxRow) -> Record<'_> {
 impl InFlight {
     /// Hands `rows` to `publisher` in order. `blocked` maps keys that are
     /// blocked behind a rejected row (of this or an earlier batch still in
-    /// flight) to that row's event id; rejections found now are added.
+    /// flight) to that row's event id; rejections found now, and rows the
+    /// read marked as blocked by parked rows, are added.
     pub(crate) fn start<P: Publisher + 'static>(
         publisher: &Arc<P>,
         rows: Arc<Vec<OutboxRow>>,
@@ -88,6 +89,10 @@ impl InFlight {
 
         for (i, row) in rows.iter().enumerate() {
             if let Some(behind) = row.blocked_by.or_else(|| blocked.get(&row.key).copied()) {
+                // Until this row is parked, later batches must not send
+                // its key either, whatever their read said (the parked rows
+                // may be requeued or discarded in between).
+                blocked.entry(row.key.clone()).or_insert(behind);
                 outcomes[i] = RowOutcome::Blocked(behind);
                 handled = i + 1;
                 continue;
@@ -294,6 +299,29 @@ mod tests {
         assert!(matches!(r1.outcomes[0], RowOutcome::Rejected(_)));
         assert_eq!(r2.outcomes, vec![RowOutcome::Blocked(first[0].event_id), RowOutcome::Delivered]);
         assert_eq!(*p.sent.lock().expect("lock"), vec![b"1".to_vec(), b"3".to_vec()]);
+    }
+
+    /// A row read as blocked (its key has parked rows) blocks its key for the
+    /// later batches in the pipeline too: if the parked rows are requeued or
+    /// discarded before it is parked, a later batch reads the key unblocked,
+    /// and must not send a later row ahead of it.
+    #[tokio::test]
+    async fn a_row_read_as_blocked_blocks_its_key_for_later_batches_in_flight() {
+        let p = Arc::new(Scripted::default());
+        let mut blocked = HashMap::new();
+        let behind = Uuid::from_u128(99);
+        let mut first = row(1, "a", b"1");
+        first.blocked_by = Some(behind);
+        let first = Arc::new(vec![first, row(2, "b", b"2")]);
+        // Read after the parked rows went: not marked blocked by the read.
+        let second = Arc::new(vec![row(3, "a", b"3"), row(4, "b", b"4")]);
+        let mut b1 = InFlight::start(&p, first, &mut blocked);
+        let mut b2 = InFlight::start(&p, second, &mut blocked);
+        let r1 = b1.finish(&mut blocked).await;
+        let r2 = b2.finish(&mut blocked).await;
+        assert_eq!(r1.outcomes, vec![RowOutcome::Blocked(behind), RowOutcome::Delivered]);
+        assert_eq!(r2.outcomes, vec![RowOutcome::Blocked(behind), RowOutcome::Delivered]);
+        assert_eq!(*p.sent.lock().expect("lock"), vec![b"2".to_vec(), b"4".to_vec()]);
     }
 
     #[tokio::test]
