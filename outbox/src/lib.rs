@@ -81,10 +81,12 @@
 //! duplicates are limited to what was unrecorded — per lane at most
 //! `pipeline_depth` batches of `batch_size` rows — and carry the same
 //! `event-id` header, so consumers deduplicate on the event id (never on
-//! offsets). By default the relay's producer never times a record out
+//! offsets). The relay's producer never times a record out
 //! (`message.timeout.ms=0`): a broker outage stalls the relay (the backlog
 //! and oldest-age metrics show it) rather than failing records, so a later
-//! record of a key cannot overtake a timed-out earlier one.
+//! record of a key cannot overtake a timed-out earlier one. Producer
+//! overrides that would reopen that gap (a timeout, fewer retries, more than
+//! 5 requests in flight) are refused by [`OutboxRelay::new`].
 //!
 //! A record the broker rejects permanently (e.g. too large) is parked with
 //! the reason in `outbox_parked`; later rows of its key queue up behind it
@@ -106,6 +108,7 @@ mod lane;
 pub mod lease;
 pub mod metrics;
 pub mod parked;
+mod producer_settings;
 pub mod rebase;
 mod record;
 mod relay;

@@ -22,7 +22,7 @@ use crate::lease::{self, LaneLease};
 use crate::metrics::{self, Delivery, Metrics, RelayStats};
 use crate::store::{self, Batch, CursorMove, LaneRead};
 use crate::wakeup::{self, MAX_LANES, Wakeups, sleep_or_cancel};
-use crate::{cleanup, migrate, rebase};
+use crate::{cleanup, migrate, producer_settings, rebase};
 
 /// Settings of an [`OutboxRelay`].
 #[derive(Debug, Clone)]
@@ -282,15 +282,16 @@ struct Worker {
 impl OutboxRelay {
     /// A relay over `pool` publishing with a producer built from `producer`.
     ///
-    /// Unless the overrides say otherwise the producer never times a record
-    /// out (`message.timeout.ms=0`): librdkafka retries until the broker
-    /// takes it, so a record can neither be dropped nor overtaken by a later
-    /// record of its key after a timeout.
-    pub fn new(pool: PgPool, mut producer: ProducerConfig, config: RelayConfig) -> Result<Self, OutboxError> {
+    /// The producer never times a record out (`message.timeout.ms=0`):
+    /// librdkafka retries until the broker takes it, so a record can neither
+    /// be dropped nor overtaken by a later record of its key after a timeout.
+    /// Overrides that would let librdkafka fail a record and still deliver
+    /// a later one of its key (a timeout, fewer retries, more than 5 requests
+    /// in flight, ...) are refused with [`OutboxError::InvalidConfig`] naming
+    /// the setting (see `producer_settings.rs`).
+    pub fn new(pool: PgPool, producer: ProducerConfig, config: RelayConfig) -> Result<Self, OutboxError> {
         config.validate()?;
-        if !producer.overrides.iter().any(|(k, _)| k == "message.timeout.ms" || k == "delivery.timeout.ms") {
-            producer.overrides.push(("message.timeout.ms".into(), "0".into()));
-        }
+        let producer = producer_settings::for_relay(producer)?;
         let publisher = KafkaPublisher::new(&producer).map_err(OutboxError::CreatePublisher)?;
         Ok(OutboxRelay {
             pool,
@@ -487,6 +488,50 @@ mod tests {
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(OutboxError::InvalidConfig(_))), "{c:?}");
+        }
+    }
+
+    /// Overrides that let librdkafka fail a record and deliver a later one
+    /// of its key are refused, with a message naming the setting.
+    #[tokio::test]
+    async fn new_refuses_producer_settings_that_can_open_a_gap() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://relay@127.0.0.1:1/none")
+            .expect("lazy pool");
+        let refused = [
+            ("message.timeout.ms", "30000"),
+            ("delivery.timeout.ms", "120000"),
+            ("retries", "3"),
+            ("message.send.max.retries", "0"),
+            ("max.in.flight.requests.per.connection", "6"),
+            ("max.in.flight", "100"),
+            ("enable.gapless.guarantee", "false"),
+            (" Message.Timeout.Ms ", "5"),
+        ];
+        for (k, v) in refused {
+            let producer = ProducerConfig::new("127.0.0.1:9").with_override(k, v);
+            let made = OutboxRelay::new(pool.clone(), producer, RelayConfig::default());
+            match made {
+                Err(OutboxError::InvalidConfig(m)) => {
+                    assert!(m.contains(&k.trim().to_ascii_lowercase()), "{k}: {m}")
+                }
+                Err(e) => panic!("{k}={v}: wrong error {e}"),
+                Ok(_) => panic!("{k}={v} was accepted"),
+            }
+        }
+        let allowed = [
+            ("message.timeout.ms", "0"),
+            ("delivery.timeout.ms", "0"),
+            ("max.in.flight.requests.per.connection", "5"),
+            ("max.in.flight", "1"),
+            ("retries", "2147483647"),
+            ("enable.gapless.guarantee", "true"),
+            ("linger.ms", "20"),
+        ];
+        for (k, v) in allowed {
+            let producer = ProducerConfig::new("127.0.0.1:9").with_override(k, v);
+            let made = OutboxRelay::new(pool.clone(), producer, RelayConfig::default());
+            assert!(made.is_ok(), "{k}={v} refused: {:?}", made.err());
         }
     }
 
