@@ -260,6 +260,14 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                         }
                     }
                 }
+                Ok(_) if !clock.valid_for(margin) => {
+                    // The read waited past the lease margin: another relay
+                    // may hold the lane by now. Send nothing; read again
+                    // once the lease is renewed (or stop when it is lost).
+                    tracing::warn!(lane = lease.lane, "outbox read outlived the lease margin; nothing sent");
+                    shared.metrics.record_late_read();
+                    drained = false;
+                }
                 Ok(batch) => {
                     drained = batch.rows.len() < cfg.batch_size;
                     backlog = !drained;

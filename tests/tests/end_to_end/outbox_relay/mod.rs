@@ -9,6 +9,7 @@ mod faults;
 mod gap;
 mod kill9;
 mod lanes;
+mod lease;
 mod notify;
 mod order;
 mod parked;
