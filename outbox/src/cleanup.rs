@@ -27,12 +27,16 @@ DELETE FROM outbox WHERE (lane, pos, id) IN (
   AND created_at < now() - $2 * interval '1 millisecond'
 "#;
 
-// A key's position row may go once every lane's cursor is past it: all the
-// key's rows were then published, and the key's next writer gets its own
-// transaction id as position, which is above every cursor. The repeated
-// `pos <` test is re-checked against a concurrently updated row, so a writer
-// that just took the key keeps its row.
-const DELETE_KEYS: &str = r#"
+/// Deletes up to `$1` key-position rows below every lane's cursor (the
+/// statement cleanup runs; public so that tests can EXPLAIN it).
+///
+/// A key's position row may go once every lane's cursor is past it: all the
+/// key's rows were then published, and the key's next writer gets its own
+/// transaction id as position, which is above every cursor. The repeated
+/// `pos <` test is re-checked against a concurrently updated row, so a writer
+/// that just took the key keeps its row. The index `outbox_keys_pos`
+/// (migration 0008) serves the range.
+pub const DELETE_KEYS: &str = r#"
 WITH bound AS (
     SELECT min(cursor_pos) AS pos FROM outbox_lanes
     WHERE lane < (SELECT lanes FROM outbox_settings)

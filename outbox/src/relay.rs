@@ -5,7 +5,7 @@
 //! down on a [`CancellationToken`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,9 @@ pub(crate) struct Shared {
     /// Whether writers send the NOTIFY hint (refreshed every lease round);
     /// without it, lanes poll fast while rows keep coming.
     pub(crate) notified: AtomicBool,
+    /// Lanes the live relays cannot hold (`lease::uncovered_lanes`), as last
+    /// warned about.
+    pub(crate) uncovered: AtomicI64,
     /// Lane reads; reads due together share one statement.
     pub(crate) reads: Coalescer<LaneRead, Result<Batch, OutboxError>>,
     /// Cursor moves without parking; moves due together share one statement.
@@ -232,6 +235,7 @@ impl Shared {
             wakeups: Wakeups::new(),
             metrics,
             notified: AtomicBool::new(true),
+            uncovered: AtomicI64::new(0),
             reads,
             cursor_moves,
             grid: Instant::now(),
@@ -430,6 +434,18 @@ async fn manage(
     let census = lease::census(&shared.pool, cfg.lease_ttl).await?;
     shared.notified.store(census.notify, Ordering::Relaxed);
     let share = lease::fair_share(census.lanes, census.relays, cfg.max_lanes);
+    let uncovered = lease::uncovered_lanes(census.lanes, census.relays, cfg.max_lanes);
+    if uncovered != shared.uncovered.swap(uncovered, Ordering::Relaxed) && uncovered > 0 {
+        tracing::warn!(
+            lanes = census.lanes,
+            relays = census.relays,
+            max_lanes = cfg.max_lanes,
+            uncovered,
+            gauge.outbox_uncovered_lanes = uncovered,
+            "outbox has more lanes than its relays may hold (relays x max_lanes): {uncovered} lane(s) are \
+             published by nobody; run more relays, raise max_lanes or configure fewer lanes"
+        );
+    }
     if workers.len() < share {
         let asked = Instant::now();
         for l in lease::acquire(&shared.pool, &cfg.relay_id, share - workers.len(), cfg.lease_ttl).await? {

@@ -5,6 +5,7 @@
 pub(crate) mod support;
 
 mod basics;
+mod cleanup;
 mod faults;
 mod gap;
 mod kill9;
