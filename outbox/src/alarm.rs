@@ -86,6 +86,15 @@ impl Alarms {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner()).remove(&lane)
     }
 
+    /// Clears the lane's alarm if it is a stall (the lane moved on).
+    pub(crate) fn clear_stall(&self, lane: i32) -> Option<LaneAlarm> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        match lanes.get(&lane) {
+            Some(a) if a.kind == AlarmKind::Stalled => lanes.remove(&lane),
+            _ => None,
+        }
+    }
+
     /// Every current alarm, by lane.
     pub(crate) fn current(&self) -> Vec<LaneAlarm> {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
@@ -139,8 +148,10 @@ mod tests {
         let a = Alarms::default();
         a.raise(alarm(1, AlarmKind::Stalled, Some(1), "x"));
         a.raise(alarm(2, AlarmKind::PositionsAhead, None, "y"));
+        assert!(a.clear_stall(2).is_none(), "a halt is not a stall");
         assert!(a.clear(2).is_some());
         assert!(a.clear(2).is_none());
-        assert_eq!(a.current().len(), 1);
+        assert!(a.clear_stall(1).is_some());
+        assert!(a.current().is_empty());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ use crate::metrics::Delivery;
 use crate::record::{Outcome, Recorder};
 use crate::relay::Shared;
 use crate::send::InFlight;
-use crate::store::{self, Cursor, CursorMove, LaneRead, LeaseToken};
+use crate::store::{self, Cursor, CursorMove, LaneRead, LeaseToken, OutboxRow};
 use crate::wakeup::sleep_or_cancel;
 
 /// The local view of a lane's lease: the instant until which this relay may
@@ -337,10 +337,13 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             continue;
         };
 
-        // 3. Wait for the oldest batch, or for new rows while there is room.
+        // 3. Wait for the oldest batch, or for new rows while there is room;
+        // say so when its delivery reports take too long (`None`).
         let send_started = Instant::now();
+        let (stall_at, stall_unreported) = (front.started + cfg.stall_after, !front.stall_reported);
         let report = tokio::select! {
-            r = front.finish(&mut blocked) => r,
+            r = front.finish(&mut blocked) => Some(r),
+            _ = tokio::time::sleep_until(stall_at.into()), if stall_unreported => None,
             answer = recorder.answered() => {
                 if recorder.settle(answer, &shared, &clock)? {
                     retry = None;
@@ -353,6 +356,18 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             _ = stop.cancelled(), if grace_deadline.is_none() => continue,
             _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now).into()),
                 if grace_deadline.is_some() => break,
+        };
+        let Some(report) = report else {
+            if let Some(front) = in_flight.front_mut() {
+                front.stall_reported = true;
+                let waited = front.started.elapsed().as_secs();
+                let error = format!(
+                    "no delivery report for {waited} s (the broker is unreachable or refuses it with a \
+                     retriable error, which librdkafka retries without end)"
+                );
+                stalled(&shared, lease.lane, front.rows.first(), error, front.sent_at);
+            }
+            continue;
         };
         let Some(done) = in_flight.pop_front() else { continue };
         shared.metrics.record_send(send_started.elapsed());
@@ -413,7 +428,18 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         }
         if let Some(reason) = &decision.retry {
             tracing::warn!(lane = lease.lane, %reason, "outbox publish failed; backing off");
+            // The first row the cursor did not pass is where the lane stands.
+            let stuck = done.rows.iter().find(|r| decision.advance_to.is_none_or(|to| r.cursor() > to));
+            stalled(&shared, lease.lane, stuck, reason.clone(), Utc::now());
             must_resend = true;
+        } else if let Some(stall) = shared.metrics.alarms.clear_stall(lease.lane) {
+            let secs = (Utc::now() - stall.since).num_milliseconds() as f64 / 1000.0;
+            tracing::info!(
+                lane = lease.lane,
+                row = stall.row,
+                stalled_secs = secs,
+                "outbox lane moving again"
+            );
         }
     }
     // Record what was acked, within the grace period.
@@ -446,6 +472,30 @@ enum Halt {
     /// It found something only an operator can repair: nothing is sent
     /// until the relay stops.
     UntilStopped,
+}
+
+/// Raises the stall alarm of a lane stuck at `row` with `error` (keeping the
+/// start of a stall at the same row), and logs it when it is new.
+fn stalled(shared: &Shared, lane: i32, row: Option<&OutboxRow>, error: String, since: DateTime<Utc>) {
+    let alarm = LaneAlarm {
+        lane,
+        kind: AlarmKind::Stalled,
+        row: row.map(|r| r.id),
+        topic: row.map(|r| r.topic.clone()),
+        error,
+        since,
+    };
+    if shared.metrics.alarms.raise(alarm.clone()) {
+        tracing::error!(
+            lane,
+            row = alarm.row,
+            topic = alarm.topic.as_deref(),
+            error = %alarm.error,
+            since = %alarm.since,
+            gauge.outbox_lane_stalled = 1u64,
+            "outbox lane stalled: every later row of the lane waits behind this one"
+        );
+    }
 }
 
 /// Raises and logs the alarm of a lane whose cursor is ahead of the watermark.

@@ -76,6 +76,10 @@ pub struct RelayConfig {
     pub backoff_max: Duration,
     /// How often an idle lane moves its cursor up to the watermark.
     pub idle_advance_interval: Duration,
+    /// How long a lane waits for a batch's delivery reports before it
+    /// raises a stall alarm (see [`LaneAlarm`]): the lane, the row, the error
+    /// (if any) and since when, logged and measured.
+    pub stall_after: Duration,
     /// How long shutdown waits for in-flight deliveries.
     pub shutdown_grace: Duration,
     /// Whether to run the migrations at start.
@@ -101,6 +105,7 @@ impl Default for RelayConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             idle_advance_interval: Duration::from_secs(5),
+            stall_after: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             migrate: true,
         }
@@ -134,6 +139,9 @@ impl RelayConfig {
         }
         if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
             return bad("need 0 < backoff_min <= backoff_max");
+        }
+        if self.stall_after.is_zero() {
+            return bad("stall_after must be positive");
         }
         if self.cleanup_batch <= 0 {
             return bad("cleanup_batch must be positive");

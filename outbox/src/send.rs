@@ -44,6 +44,11 @@ pub(crate) struct InFlight {
     pub(crate) rows: Arc<Vec<OutboxRow>>,
     /// When the rows were handed to the producer.
     pub(crate) sent_at: DateTime<Utc>,
+    /// The same moment on the monotonic clock (stall detection).
+    pub(crate) started: std::time::Instant,
+    /// Whether the lane reported the batch as stalled (no delivery report
+    /// for too long) already.
+    pub(crate) stall_reported: bool,
     outcomes: Vec<RowOutcome>,
     acked_at: Vec<Option<DateTime<Utc>>>,
     fatal: bool,
@@ -78,7 +83,7 @@ impl InFlight {
         rows: Arc<Vec<OutboxRow>>,
         blocked: &mut HashMap<String, Uuid>,
     ) -> InFlight {
-        let sent_at = Utc::now();
+        let (sent_at, started) = (Utc::now(), std::time::Instant::now());
         let mut outcomes = vec![RowOutcome::NotSent; rows.len()];
         let mut acked_at = vec![None; rows.len()];
         let mut fatal = false;
@@ -125,7 +130,18 @@ impl InFlight {
                 let report = d.await;
                 (i, report, Utc::now())
             })));
-        InFlight { rows, sent_at, outcomes, acked_at, fatal, stopped_early, handled, reports: Some(reports) }
+        InFlight {
+            rows,
+            sent_at,
+            started,
+            stall_reported: false,
+            outcomes,
+            acked_at,
+            fatal,
+            stopped_early,
+            handled,
+            reports: Some(reports),
+        }
     }
 
     /// Cursor of the last row handed over (or handled without sending); the

@@ -15,4 +15,5 @@ mod notify;
 mod order;
 mod parked;
 mod rebase;
+mod stall;
 mod trickle;
