@@ -21,8 +21,10 @@ pub enum AlarmKind {
     /// or moved and its transaction ids started again lower. The lane sends
     /// nothing until every relay is stopped and `outbox_rebase()` ran.
     PositionsAhead,
-    /// The broker refuses a topic for every record (not authorised, unknown
-    /// topic): the lane sends nothing until the relay restarts.
+    /// The broker refuses a topic to this client for every record (not
+    /// authorised, unknown topic): nothing is parked; the lane sends the row
+    /// again after each backoff (up to `backoff_max` apart) and every later
+    /// row of the lane waits, until an operator fixes the ACL or the topic.
     TopicRefused,
     /// The lane keeps failing to publish one row (a retriable error, or no
     /// delivery report at all); every later row of the lane waits behind it.
@@ -64,18 +66,24 @@ pub(crate) struct Alarms {
 }
 
 impl Alarms {
-    /// Raises `alarm` for its lane. An alarm of the same kind for the same row
-    /// keeps its `since` (the trouble goes on); only the error is updated.
-    /// Returns whether it is new (and so worth a log line of its own).
+    /// Raises `alarm` for its lane. An alarm for the same row keeps its
+    /// `since` (the trouble goes on) and only takes the new error; a refused
+    /// topic stays the kind of it (the failures in between, such as the
+    /// producer failing fatally over it, are its consequences). Returns
+    /// whether it is new (and so worth a log line of its own).
     pub(crate) fn raise(&self, mut alarm: LaneAlarm) -> bool {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = lanes.get(&alarm.lane)
-            && old.kind == alarm.kind
+            && old.kind != AlarmKind::PositionsAhead
             && old.row == alarm.row
         {
             alarm.since = old.since;
+            if old.kind == AlarmKind::TopicRefused {
+                alarm.kind = AlarmKind::TopicRefused;
+            }
+            let changed = old.kind != alarm.kind;
             lanes.insert(alarm.lane, alarm);
-            return false;
+            return changed;
         }
         lanes.insert(alarm.lane, alarm);
         true
@@ -86,11 +94,12 @@ impl Alarms {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner()).remove(&lane)
     }
 
-    /// Clears the lane's alarm if it is a stall (the lane moved on).
+    /// Clears the lane's alarm if it is a stall or a refused topic (the lane
+    /// moved on).
     pub(crate) fn clear_stall(&self, lane: i32) -> Option<LaneAlarm> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         match lanes.get(&lane) {
-            Some(a) if a.kind == AlarmKind::Stalled => lanes.remove(&lane),
+            Some(a) if matches!(a.kind, AlarmKind::Stalled | AlarmKind::TopicRefused) => lanes.remove(&lane),
             _ => None,
         }
     }
@@ -141,6 +150,19 @@ mod tests {
         // Another row is another stall.
         assert!(a.raise(alarm(3, AlarmKind::Stalled, Some(8), "timed out")));
         assert_ne!(a.current()[0].since, first.since);
+    }
+
+    #[test]
+    fn a_refused_topic_stays_refused_for_its_row() {
+        let a = Alarms::default();
+        let refused = alarm(1, AlarmKind::TopicRefused, Some(4), "not authorised");
+        assert!(a.raise(refused.clone()));
+        assert!(!a.raise(alarm(1, AlarmKind::Stalled, Some(4), "producer failed fatally")));
+        let now = a.current();
+        assert_eq!((now[0].kind, now[0].since), (AlarmKind::TopicRefused, refused.since));
+        // A stall that becomes a refusal is news.
+        assert!(a.raise(alarm(2, AlarmKind::Stalled, Some(9), "x")));
+        assert!(a.raise(alarm(2, AlarmKind::TopicRefused, Some(9), "not authorised")));
     }
 
     #[test]

@@ -273,7 +273,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     backlog = !drained;
                     held_back = batch.held_back;
                     (held_polls, quiet_polls) = (0, 0);
-                    let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked);
+                    let limits = shared.topic_limits.of(&batch.rows).await;
+                    let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked, &limits);
                     if let Some(c) = b.sent_until() {
                         read_cursor = c;
                     }
@@ -365,7 +366,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     "no delivery report for {waited} s (the broker is unreachable or refuses it with a \
                      retriable error, which librdkafka retries without end)"
                 );
-                stalled(&shared, lease.lane, front.rows.first(), error, front.sent_at);
+                stalled(&shared, lease.lane, AlarmKind::Stalled, front.rows.first(), error, front.sent_at);
             }
             continue;
         };
@@ -430,7 +431,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             tracing::warn!(lane = lease.lane, %reason, "outbox publish failed; backing off");
             // The first row the cursor did not pass is where the lane stands.
             let stuck = done.rows.iter().find(|r| decision.advance_to.is_none_or(|to| r.cursor() > to));
-            stalled(&shared, lease.lane, stuck, reason.clone(), Utc::now());
+            let kind = if decision.refused { AlarmKind::TopicRefused } else { AlarmKind::Stalled };
+            stalled(&shared, lease.lane, kind, stuck, reason.clone(), Utc::now());
             must_resend = true;
         } else if let Some(stall) = shared.metrics.alarms.clear_stall(lease.lane) {
             let secs = (Utc::now() - stall.since).num_milliseconds() as f64 / 1000.0;
@@ -474,17 +476,19 @@ enum Halt {
     UntilStopped,
 }
 
-/// Raises the stall alarm of a lane stuck at `row` with `error` (keeping the
-/// start of a stall at the same row), and logs it when it is new.
-fn stalled(shared: &Shared, lane: i32, row: Option<&OutboxRow>, error: String, since: DateTime<Utc>) {
-    let alarm = LaneAlarm {
-        lane,
-        kind: AlarmKind::Stalled,
-        row: row.map(|r| r.id),
-        topic: row.map(|r| r.topic.clone()),
-        error,
-        since,
-    };
+/// Raises the alarm of a lane stuck at `row` with `error` (a stall, or a
+/// topic that refuses this client), keeping the start of one at the same
+/// row, and logs it when it is new.
+fn stalled(
+    shared: &Shared,
+    lane: i32,
+    kind: AlarmKind,
+    row: Option<&OutboxRow>,
+    error: String,
+    since: DateTime<Utc>,
+) {
+    let alarm =
+        LaneAlarm { lane, kind, row: row.map(|r| r.id), topic: row.map(|r| r.topic.clone()), error, since };
     if shared.metrics.alarms.raise(alarm.clone()) {
         tracing::error!(
             lane,
@@ -492,6 +496,7 @@ fn stalled(shared: &Shared, lane: i32, row: Option<&OutboxRow>, error: String, s
             topic = alarm.topic.as_deref(),
             error = %alarm.error,
             since = %alarm.since,
+            kind = kind.as_str(),
             gauge.outbox_lane_stalled = 1u64,
             "outbox lane stalled: every later row of the lane waits behind this one"
         );

@@ -116,6 +116,7 @@ pub mod reply;
 pub mod schema;
 mod send;
 pub mod store;
+mod topic_limits;
 mod trace;
 mod wakeup;
 

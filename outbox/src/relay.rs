@@ -21,6 +21,7 @@ use crate::lane::{self, Lane, LeaseClock};
 use crate::lease::{self, LaneLease};
 use crate::metrics::{self, Delivery, Metrics, RelayStats};
 use crate::store::{self, Batch, CursorMove, LaneRead};
+use crate::topic_limits::TopicLimits;
 use crate::wakeup::{self, MAX_LANES, Wakeups, sleep_or_cancel};
 use crate::{cleanup, migrate, producer_settings, rebase};
 
@@ -203,12 +204,14 @@ pub(crate) struct Shared {
     /// Origin of the grid of `trickle_interval` ticks that trickling lanes
     /// read on, so that their reads fall due together.
     pub(crate) grid: Instant,
+    /// Topics' `max.message.bytes`, checked before a record is sent.
+    pub(crate) topic_limits: TopicLimits,
 }
 
 impl Shared {
     /// Starts the statement coalescers; needs the tokio runtime.
     fn start(relay: OutboxRelay) -> Arc<Shared> {
-        let OutboxRelay { pool, config, publishers, metrics } = relay;
+        let OutboxRelay { pool, config, publishers, metrics, topic_limits } = relay;
         let reads = {
             let (pool, metrics, limit) = (pool.clone(), metrics.clone(), config.batch_size as i64);
             // Lanes due at one tick wake together: no need to wait for them.
@@ -247,6 +250,7 @@ impl Shared {
             reads,
             cursor_moves,
             grid: Instant::now(),
+            topic_limits,
         })
     }
 }
@@ -258,6 +262,7 @@ pub struct OutboxRelay {
     config: RelayConfig,
     publishers: Publishers,
     metrics: Arc<Metrics>,
+    topic_limits: TopicLimits,
 }
 
 /// A cheap handle to read a running relay's totals.
@@ -305,9 +310,19 @@ impl OutboxRelay {
         config.validate()?;
         let producer = producer_settings::for_relay(producer)?;
         let publisher = KafkaPublisher::new(&producer).map_err(OutboxError::CreatePublisher)?;
+        // Without an admin client no size is checked before sending; the
+        // broker's refusal still parks an oversized record.
+        let admin = producer.client_config().ok().and_then(|c| match c.create() {
+            Ok(admin) => Some(admin),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay cannot read topic size limits");
+                None
+            }
+        });
         Ok(OutboxRelay {
             pool,
             config,
+            topic_limits: TopicLimits::new(admin),
             publishers: Publishers { config: producer, current: RwLock::new(Arc::new(publisher)) },
             metrics: Arc::new(Metrics::default()),
         })

@@ -15,5 +15,6 @@ mod notify;
 mod order;
 mod parked;
 mod rebase;
+mod refusals;
 mod stall;
 mod trickle;
