@@ -387,7 +387,7 @@ impl OutboxRelay {
         tracing::info!(relay = %cfg.relay_id, "outbox relay started");
 
         let base = Instant::now();
-        let mut workers: BTreeMap<i32, Worker> = BTreeMap::new();
+        let mut workers = Workers::default();
         let tick = cfg.lease_ttl / 3;
         loop {
             if let Err(e) = manage(&shared, &mut workers, base).await {
@@ -398,10 +398,12 @@ impl OutboxRelay {
             }
         }
 
-        for w in workers.values() {
+        let mut all = std::mem::take(&mut workers.running);
+        all.append(&mut workers.stopping);
+        for w in all.values() {
             w.stop.cancel();
         }
-        for (lane, w) in std::mem::take(&mut workers) {
+        for (lane, w) in all {
             let stopped = matches!(w.handle.await, Ok(Ok(())));
             if stopped && let Err(e) = lease::release(&shared.pool, &cfg.relay_id, lane, w.epoch).await {
                 tracing::warn!(lane, error = %e, "could not release lane; it frees itself when the lease expires");
@@ -419,20 +421,27 @@ impl OutboxRelay {
     }
 }
 
+/// The relay's lane workers: those that run, and surplus ones handed back
+/// that are finishing their batches in flight. A stopping worker keeps its
+/// lease renewed until it has stopped, then the lane is released; the lease
+/// rounds never wait for it, so no other lane's lease runs out meanwhile.
+#[derive(Default)]
+struct Workers {
+    running: BTreeMap<i32, Worker>,
+    stopping: BTreeMap<i32, Worker>,
+}
+
 /// One lease-management round: heartbeat, renew, reap, rebalance.
-async fn manage(
-    shared: &Arc<Shared>,
-    workers: &mut BTreeMap<i32, Worker>,
-    base: Instant,
-) -> Result<(), OutboxError> {
+async fn manage(shared: &Arc<Shared>, workers: &mut Workers, base: Instant) -> Result<(), OutboxError> {
     let cfg = &shared.config;
     lease::heartbeat(&shared.pool, &cfg.relay_id, cfg.lease_ttl).await?;
 
-    // Workers that ended on their own (lease lost) are forgotten.
+    // Workers that ended on their own (lease lost, or halted and stopped)
+    // are forgotten.
     let finished: Vec<i32> =
-        workers.iter().filter(|(_, w)| w.handle.is_finished()).map(|(l, _)| *l).collect();
+        workers.running.iter().filter(|(_, w)| w.handle.is_finished()).map(|(l, _)| *l).collect();
     for lane in finished {
-        if let Some(w) = workers.remove(&lane) {
+        if let Some(w) = workers.running.remove(&lane) {
             match w.handle.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(lane, error = %e, "lane worker ended"),
@@ -440,11 +449,23 @@ async fn manage(
             }
         }
     }
+    // Handed-back workers that have stopped give their lane back.
+    let stopped: Vec<i32> =
+        workers.stopping.iter().filter(|(_, w)| w.handle.is_finished()).map(|(l, _)| *l).collect();
+    for lane in stopped {
+        if let Some(w) = workers.stopping.remove(&lane)
+            && matches!(w.handle.await, Ok(Ok(())))
+        {
+            lease::release(&shared.pool, &cfg.relay_id, lane, w.epoch).await?;
+            tracing::info!(lane, "lane handed back");
+        }
+    }
 
     let asked = Instant::now();
-    let held: Vec<(i32, i64)> = workers.iter().map(|(l, w)| (*l, w.epoch)).collect();
+    let held: Vec<(i32, i64)> =
+        workers.running.iter().chain(&workers.stopping).map(|(l, w)| (*l, w.epoch)).collect();
     let kept = lease::renew(&shared.pool, &cfg.relay_id, &held, cfg.lease_ttl).await?;
-    for (lane, w) in workers.iter() {
+    for (lane, w) in workers.running.iter().chain(&workers.stopping) {
         if kept.contains(lane) {
             w.clock.extend(asked, cfg.lease_ttl);
         } else {
@@ -452,7 +473,8 @@ async fn manage(
             w.stop.cancel();
         }
     }
-    workers.retain(|lane, _| kept.contains(lane));
+    workers.running.retain(|lane, _| kept.contains(lane));
+    workers.stopping.retain(|lane, _| kept.contains(lane));
 
     let census = lease::census(&shared.pool, cfg.lease_ttl).await?;
     shared.notified.store(census.notify, Ordering::Relaxed);
@@ -469,21 +491,22 @@ async fn manage(
              published by nobody; run more relays, raise max_lanes or configure fewer lanes"
         );
     }
-    if workers.len() < share {
+    let held = workers.running.len() + workers.stopping.len();
+    if held < share {
         let asked = Instant::now();
-        for l in lease::acquire(&shared.pool, &cfg.relay_id, share - workers.len(), cfg.lease_ttl).await? {
-            spawn(shared, workers, l, base, asked);
+        for l in lease::acquire(&shared.pool, &cfg.relay_id, share - held, cfg.lease_ttl).await? {
+            spawn(shared, &mut workers.running, l, base, asked);
         }
-    } else if workers.len() > share {
-        // Hand back the surplus (highest lanes first) so others can take them.
-        let surplus: Vec<i32> = workers.keys().rev().take(workers.len() - share).copied().collect();
+    } else if workers.running.len() > share {
+        // Hand back the surplus (highest lanes first) so others can take
+        // them: stop them all at once, without waiting here.
+        let surplus: Vec<i32> =
+            workers.running.keys().rev().take(workers.running.len() - share).copied().collect();
         for lane in surplus {
-            if let Some(w) = workers.remove(&lane) {
+            if let Some(w) = workers.running.remove(&lane) {
                 w.stop.cancel();
-                if matches!(w.handle.await, Ok(Ok(()))) {
-                    lease::release(&shared.pool, &cfg.relay_id, lane, w.epoch).await?;
-                    tracing::info!(lane, share, "lane handed back");
-                }
+                tracing::info!(lane, share, "handing the lane back");
+                workers.stopping.insert(lane, w);
             }
         }
     }

@@ -8,6 +8,7 @@ mod basics;
 mod cleanup;
 mod faults;
 mod gap;
+mod handback;
 mod kill9;
 mod lanes;
 mod lease;
