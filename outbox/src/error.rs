@@ -73,3 +73,13 @@ pub enum OutboxError {
     #[error("invalid relay configuration: {0}")]
     InvalidConfig(String),
 }
+
+/// The error for a request the relay's statement task no longer answers
+/// (it only stops when the relay does).
+pub(crate) fn coalescer_gone(lane: i32, read: bool) -> OutboxError {
+    let source = std::sync::Arc::new(sqlx::Error::WorkerCrashed);
+    match read {
+        true => OutboxError::Fetch { lane, source },
+        false => OutboxError::Commit { lane, source },
+    }
+}

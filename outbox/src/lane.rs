@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
@@ -14,41 +14,15 @@ use uuid::Uuid;
 
 use crate::alarm::{AlarmKind, LaneAlarm};
 use crate::batch;
-use crate::error::OutboxError;
+use crate::error::{OutboxError, coalescer_gone};
 use crate::lease::LaneLease;
+use crate::lease_clock::LeaseClock;
 use crate::metrics::Delivery;
 use crate::record::{Outcome, Recorder};
-use crate::relay::Shared;
 use crate::send::InFlight;
+use crate::shared::Shared;
 use crate::store::{self, Cursor, CursorMove, LaneRead, LeaseToken, OutboxRow};
 use crate::wakeup::sleep_or_cancel;
-
-/// The local view of a lane's lease: the instant until which this relay may
-/// still send for it, measured from *before* each renewal was requested, so
-/// it runs out no later than the database lease.
-#[derive(Debug)]
-pub(crate) struct LeaseClock {
-    base: Instant,
-    valid_until_ms: AtomicU64,
-}
-
-impl LeaseClock {
-    pub(crate) fn new(base: Instant) -> Self {
-        LeaseClock { base, valid_until_ms: AtomicU64::new(0) }
-    }
-
-    /// Records a renewal requested at `requested` for `ttl`.
-    pub(crate) fn extend(&self, requested: Instant, ttl: Duration) {
-        let until = (requested.saturating_duration_since(self.base) + ttl).as_millis() as u64;
-        self.valid_until_ms.fetch_max(until, Ordering::Relaxed);
-    }
-
-    /// Whether the lease is still valid for at least `margin`.
-    pub(crate) fn valid_for(&self, margin: Duration) -> bool {
-        let now = (Instant::now().saturating_duration_since(self.base) + margin).as_millis() as u64;
-        now < self.valid_until_ms.load(Ordering::Relaxed)
-    }
-}
 
 /// The first tick of the grid `origin + k * every` after `t` (`t` itself
 /// when `every` is zero). Lanes that trickle read on the same grid, so their
@@ -75,16 +49,6 @@ async fn sleep_until(due: Option<Instant>) {
 async fn move_cursor(shared: &Shared, token: LeaseToken<'_>, to: Cursor) -> Result<(), OutboxError> {
     let m = CursorMove { lane: token.lane, epoch: token.epoch, to };
     shared.cursor_moves.call(m).await.unwrap_or_else(|| Err(coalescer_gone(token.lane, false)))
-}
-
-/// The error for a request the relay's statement task no longer answers
-/// (it only stops when the relay does).
-pub(crate) fn coalescer_gone(lane: i32, read: bool) -> OutboxError {
-    let source = Arc::new(sqlx::Error::WorkerCrashed);
-    match read {
-        true => OutboxError::Fetch { lane, source },
-        false => OutboxError::Commit { lane, source },
-    }
 }
 
 /// When writers do not send the NOTIFY hint, a lane that found rows keeps
@@ -530,19 +494,6 @@ fn positions_ahead(shared: &Shared, lane: i32, cursor: Cursor, watermark: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lease_clock_runs_out_after_the_ttl() {
-        let base = Instant::now();
-        let c = LeaseClock::new(base);
-        assert!(!c.valid_for(Duration::ZERO), "not valid before the first grant");
-        c.extend(Instant::now(), Duration::from_secs(10));
-        assert!(c.valid_for(Duration::from_secs(5)));
-        assert!(!c.valid_for(Duration::from_secs(11)));
-        // An older renewal never shortens the lease.
-        c.extend(base, Duration::from_secs(1));
-        assert!(c.valid_for(Duration::from_secs(5)));
-    }
 
     #[test]
     fn reads_fall_due_on_the_shared_grid() {

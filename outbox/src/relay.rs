@@ -5,9 +5,9 @@
 //! down on a [`CancellationToken`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use producers::{KafkaPublisher, ProducerConfig};
 use sqlx::PgPool;
@@ -15,245 +15,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::alarm::LaneAlarm;
-use crate::coalesce::Coalescer;
+use crate::config::RelayConfig;
 use crate::error::OutboxError;
-use crate::lane::{self, Lane, LeaseClock};
+use crate::lane::{self, Lane};
 use crate::lease::{self, LaneLease};
+use crate::lease_clock::LeaseClock;
 use crate::metrics::{self, Delivery, Metrics, RelayStats};
-use crate::store::{self, Batch, CursorMove, LaneRead};
+use crate::shared::{Publishers, Shared};
 use crate::topic_limits::TopicLimits;
-use crate::wakeup::{self, MAX_LANES, Wakeups, sleep_or_cancel};
+use crate::wakeup::{self, sleep_or_cancel};
 use crate::{cleanup, migrate, producer_settings, rebase};
-
-/// Settings of an [`OutboxRelay`].
-#[derive(Debug, Clone)]
-pub struct RelayConfig {
-    /// Unique id of this relay process (lease owner). Default: host, pid and a
-    /// random suffix.
-    pub relay_id: String,
-    /// Rows per batch.
-    pub batch_size: usize,
-    /// Batches per lane handed to the producer and not yet recorded (not
-    /// acked, or acked with the cursor write on its way): what a crash can
-    /// send twice. At 1 a lane waits for each cursor write (which gathers
-    /// company for up to a `trickle_interval`) before it reads again.
-    pub pipeline_depth: usize,
-    /// Unless it works off a backlog (its last read filled a batch), a lane
-    /// reads only on the ticks of a grid of this interval shared by the
-    /// relay's lanes, at most once per tick: rows that commit meanwhile go
-    /// out together, so a steady stream costs fewer reads, sends and cursor
-    /// writes, and the lanes' reads and cursor moves share statements. At
-    /// most this much (half on average) is added to a row's latency.
-    pub trickle_interval: Duration,
-    /// Longest polling interval: an idle lane looks for rows this often
-    /// when no notification arrives.
-    pub poll_interval: Duration,
-    /// Shortest polling interval: while committed rows wait for the
-    /// watermark (an older transaction, maybe in another lane, is still open;
-    /// its commit does not notify this lane), doubling while they wait. With
-    /// enqueue's NOTIFY off ([`crate::set_notify`]) polling is what finds
-    /// rows: a lane that found rows reads at every `trickle_interval` tick
-    /// for 20 more ticks, then polls from this interval, doubling up to
-    /// `poll_interval` while it finds none.
-    pub watermark_poll_interval: Duration,
-    /// Lease duration; a killed relay's lanes are taken over after this.
-    pub lease_ttl: Duration,
-    /// Total number of lanes to configure at start (`None`: keep the current
-    /// setting). Changing it needs every relay stopped and the outbox drained.
-    pub lanes: Option<i32>,
-    /// Most lanes this relay holds at once (`None`: its fair share).
-    pub max_lanes: Option<usize>,
-    /// How long published rows are kept before cleanup deletes them.
-    pub retention: Duration,
-    /// How often cleanup runs (`Duration::ZERO` disables it).
-    pub cleanup_interval: Duration,
-    /// Rows deleted per cleanup statement.
-    pub cleanup_batch: i64,
-    /// How often the metrics report is logged (`Duration::ZERO` disables it).
-    pub metrics_interval: Duration,
-    /// First retry delay after a failure.
-    pub backoff_min: Duration,
-    /// Longest retry delay.
-    pub backoff_max: Duration,
-    /// How often an idle lane moves its cursor up to the watermark.
-    pub idle_advance_interval: Duration,
-    /// How long a lane waits for a batch's delivery reports before it
-    /// raises a stall alarm (see [`LaneAlarm`]): the lane, the row, the error
-    /// (if any) and since when, logged and measured.
-    pub stall_after: Duration,
-    /// How long shutdown waits for in-flight deliveries.
-    pub shutdown_grace: Duration,
-    /// Whether to run the migrations at start.
-    pub migrate: bool,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig {
-            relay_id: default_relay_id(),
-            batch_size: 1000,
-            pipeline_depth: 4,
-            trickle_interval: Duration::from_millis(5),
-            poll_interval: Duration::from_millis(500),
-            watermark_poll_interval: Duration::from_millis(5),
-            lease_ttl: Duration::from_secs(10),
-            lanes: None,
-            max_lanes: None,
-            retention: Duration::from_secs(3600),
-            cleanup_interval: Duration::from_secs(30),
-            cleanup_batch: 1000,
-            metrics_interval: Duration::from_secs(10),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-            idle_advance_interval: Duration::from_secs(5),
-            stall_after: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(5),
-            migrate: true,
-        }
-    }
-}
-
-fn default_relay_id() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "relay".to_owned());
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
-}
-
-impl RelayConfig {
-    /// Checks the settings.
-    pub fn validate(&self) -> Result<(), OutboxError> {
-        let bad = |m: &str| Err(OutboxError::InvalidConfig(m.to_owned()));
-        if self.relay_id.is_empty() {
-            return bad("relay_id is empty");
-        }
-        if self.batch_size == 0 || self.batch_size > 100_000 {
-            return bad("batch_size must be 1..=100000");
-        }
-        if self.pipeline_depth == 0 || self.pipeline_depth > 64 {
-            return bad("pipeline_depth must be 1..=64");
-        }
-        if self.lease_ttl < Duration::from_millis(500) {
-            return bad("lease_ttl must be at least 500 ms");
-        }
-        if self.poll_interval.is_zero() || self.watermark_poll_interval.is_zero() {
-            return bad("poll intervals must be positive");
-        }
-        if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
-            return bad("need 0 < backoff_min <= backoff_max");
-        }
-        if self.stall_after.is_zero() {
-            return bad("stall_after must be positive");
-        }
-        if self.cleanup_batch <= 0 {
-            return bad("cleanup_batch must be positive");
-        }
-        Ok(())
-    }
-}
-
-/// The relay's producer, replaced when it fails fatally.
-pub(crate) struct Publishers {
-    config: ProducerConfig,
-    current: RwLock<Arc<KafkaPublisher>>,
-}
-
-impl Publishers {
-    pub(crate) fn current(&self) -> Arc<KafkaPublisher> {
-        match self.current.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Replaces `failed` with a new producer (unless another worker did).
-    pub(crate) fn replace(&self, failed: &Arc<KafkaPublisher>) {
-        let mut cur = match self.current.write() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if !Arc::ptr_eq(&cur, failed) {
-            return;
-        }
-        match KafkaPublisher::new(&self.config) {
-            Ok(p) => {
-                tracing::warn!("outbox producer failed fatally; replaced it");
-                *cur = Arc::new(p);
-            }
-            Err(e) => tracing::error!(error = %e, "outbox could not replace its failed producer"),
-        }
-    }
-}
-
-/// State shared by the relay's tasks.
-pub(crate) struct Shared {
-    pub(crate) pool: PgPool,
-    pub(crate) config: RelayConfig,
-    pub(crate) publishers: Publishers,
-    pub(crate) wakeups: Arc<Wakeups>,
-    pub(crate) metrics: Arc<Metrics>,
-    /// Whether writers send the NOTIFY hint (refreshed every lease round);
-    /// without it, lanes poll fast while rows keep coming.
-    pub(crate) notified: AtomicBool,
-    /// Lanes the live relays cannot hold (`lease::uncovered_lanes`), as last
-    /// warned about.
-    pub(crate) uncovered: AtomicI64,
-    /// Lane reads; reads due together share one statement.
-    pub(crate) reads: Coalescer<LaneRead, Result<Batch, OutboxError>>,
-    /// Cursor moves without parking; moves due together share one statement.
-    pub(crate) cursor_moves: Coalescer<CursorMove, Result<(), OutboxError>>,
-    /// Origin of the grid of `trickle_interval` ticks that trickling lanes
-    /// read on, so that their reads fall due together.
-    pub(crate) grid: Instant,
-    /// Topics' `max.message.bytes`, checked before a record is sent.
-    pub(crate) topic_limits: TopicLimits,
-}
-
-impl Shared {
-    /// Starts the statement coalescers; needs the tokio runtime.
-    fn start(relay: OutboxRelay) -> Arc<Shared> {
-        let OutboxRelay { pool, config, publishers, metrics, topic_limits } = relay;
-        let reads = {
-            let (pool, metrics, limit) = (pool.clone(), metrics.clone(), config.batch_size as i64);
-            // Lanes due at one tick wake together: no need to wait for them.
-            Coalescer::spawn(MAX_LANES, Duration::ZERO, move |asks: Vec<LaneRead>| {
-                let (pool, metrics) = (pool.clone(), metrics.clone());
-                async move {
-                    metrics.record_read_statement();
-                    store::fetch_lanes(&pool, &asks, limit).await
-                }
-            })
-        };
-        let cursor_moves = {
-            let (pool, metrics, owner) = (pool.clone(), metrics.clone(), config.relay_id.clone());
-            let lease_ms = i64::try_from(config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
-            // Lanes do not wait for their moves (`record.rs`), so a move can
-            // wait a whole tick (at most 10 ms) for the moves of the other
-            // lanes' acks: the rows are out already, only the record and a
-            // crash's resend window wait with it.
-            let gather = config.trickle_interval.min(Duration::from_millis(10));
-            Coalescer::spawn(MAX_LANES, gather, move |moves: Vec<CursorMove>| {
-                let (pool, metrics, owner) = (pool.clone(), metrics.clone(), owner.clone());
-                async move {
-                    metrics.record_cursor_statement();
-                    store::advance_lanes(&pool, &owner, &moves, lease_ms).await
-                }
-            })
-        };
-        Arc::new(Shared {
-            pool,
-            config,
-            publishers,
-            wakeups: Wakeups::new(),
-            metrics,
-            notified: AtomicBool::new(true),
-            uncovered: AtomicI64::new(0),
-            reads,
-            cursor_moves,
-            grid: Instant::now(),
-            topic_limits,
-        })
-    }
-}
 
 /// Publishes committed outbox rows to Kafka. See the crate docs for the
 /// guarantees.
@@ -323,7 +94,7 @@ impl OutboxRelay {
             pool,
             config,
             topic_limits: TopicLimits::new(admin),
-            publishers: Publishers { config: producer, current: RwLock::new(Arc::new(publisher)) },
+            publishers: Publishers::new(producer, publisher),
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -341,7 +112,8 @@ impl OutboxRelay {
     /// Runs until `cancel` fires, then stops every lane (in-flight batches get
     /// `shutdown_grace` to finish), releases its leases and returns.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), OutboxError> {
-        let shared = Shared::start(self);
+        let OutboxRelay { pool, config, publishers, metrics, topic_limits } = self;
+        let shared = Shared::start(pool, config, publishers, metrics, topic_limits);
         let cfg = &shared.config;
         if cfg.migrate {
             migrate(&shared.pool).await?;
@@ -534,25 +306,6 @@ fn spawn(
 mod tests {
     use super::*;
 
-    #[test]
-    fn default_config_is_valid_and_nonsense_is_refused() {
-        assert!(RelayConfig::default().validate().is_ok());
-        let bad = [
-            RelayConfig { batch_size: 0, ..Default::default() },
-            RelayConfig { pipeline_depth: 0, ..Default::default() },
-            RelayConfig { lease_ttl: Duration::from_millis(10), ..Default::default() },
-            RelayConfig { relay_id: String::new(), ..Default::default() },
-            RelayConfig {
-                backoff_min: Duration::from_secs(5),
-                backoff_max: Duration::from_secs(1),
-                ..Default::default()
-            },
-        ];
-        for c in bad {
-            assert!(matches!(c.validate(), Err(OutboxError::InvalidConfig(_))), "{c:?}");
-        }
-    }
-
     /// Overrides that let librdkafka fail a record and deliver a later one
     /// of its key are refused, with a message naming the setting.
     #[tokio::test]
@@ -595,10 +348,5 @@ mod tests {
             let made = OutboxRelay::new(pool.clone(), producer, RelayConfig::default());
             assert!(made.is_ok(), "{k}={v} refused: {:?}", made.err());
         }
-    }
-
-    #[test]
-    fn default_relay_ids_are_unique() {
-        assert_ne!(RelayConfig::default().relay_id, RelayConfig::default().relay_id);
     }
 }
