@@ -24,6 +24,8 @@ use crate::store::OutboxRow;
 
 /// How long a topic's limit is kept before it is asked again.
 const KEEP: Duration = Duration::from_secs(60);
+/// How old a limit may be that would refuse a record.
+const FRESH: Duration = Duration::from_secs(1);
 /// How long one question may take; without an answer no limit is checked.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -60,28 +62,37 @@ impl TopicLimits {
     }
 
     /// The known limits of the topics of `rows` (a topic whose limit could
-    /// not be read is left out: its records are not checked).
+    /// not be read is left out: its records are not checked). A limit that
+    /// would refuse one of the rows is asked again first unless it is
+    /// fresh: an operator who raised it and requeued the parked rows must
+    /// not see them parked again on the old value.
     pub(crate) async fn of(&self, rows: &[OutboxRow]) -> HashMap<String, usize> {
-        let mut limits = HashMap::new();
-        let mut asked: Vec<&str> = Vec::new();
+        let mut largest: Vec<(&str, usize)> = Vec::new();
         for row in rows {
-            if asked.contains(&row.topic.as_str()) {
-                continue;
+            let size = record_size(row);
+            match largest.iter_mut().find(|(t, _)| *t == row.topic) {
+                Some((_, max)) => *max = (*max).max(size),
+                None => largest.push((&row.topic, size)),
             }
-            asked.push(&row.topic);
-            if let Some(limit) = self.limit(&row.topic).await {
-                limits.insert(row.topic.clone(), limit);
+        }
+        let mut limits = HashMap::new();
+        for (topic, size) in largest {
+            if let Some(limit) = self.limit(topic, size).await {
+                limits.insert(topic.to_owned(), limit);
             }
         }
         limits
     }
 
-    async fn limit(&self, topic: &str) -> Option<usize> {
+    /// `topic`'s limit, asked again when older than [`KEEP`] — or than
+    /// [`FRESH`] when it is below `size`, the largest record to check.
+    async fn limit(&self, topic: &str, size: usize) -> Option<usize> {
         let cached = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(topic).copied();
-        if let Some((limit, at)) = cached
-            && at.elapsed() < KEEP
-        {
-            return limit;
+        if let Some((limit, at)) = cached {
+            let refuses = limit.is_some_and(|l| size > l);
+            if at.elapsed() < if refuses { FRESH } else { KEEP } {
+                return limit;
+            }
         }
         let limit = self.ask(topic).await;
         self.known

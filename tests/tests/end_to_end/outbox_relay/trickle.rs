@@ -32,6 +32,11 @@ async fn trickle(lanes: i32, keys: u64) -> anyhow::Result<RelayStats> {
         !v.is_empty()
     })
     .await?;
+    // The warm-up row counts as published once its cursor move is recorded,
+    // which may come after the consumer saw it.
+    let recorded =
+        eventually(Duration::from_secs(10), || async { Ok(relay.stats.get().published >= 1) }).await?;
+    anyhow::ensure!(recorded, "the warm-up row was not recorded");
     let before = relay.stats.get();
     // One commit every 2 ms (or slower, in a debug build); a lane with a
     // batch out reads again only at the next 20 ms tick, so each batch finds
