@@ -18,23 +18,12 @@ use crate::error::{OutboxError, coalescer_gone};
 use crate::lease::LaneLease;
 use crate::lease_clock::LeaseClock;
 use crate::metrics::Delivery;
+use crate::read_schedule::{Polling, ReadSchedule};
 use crate::record::{Outcome, Recorder};
 use crate::send::InFlight;
 use crate::shared::Shared;
 use crate::store::{self, Cursor, CursorMove, LaneRead, LeaseToken, OutboxRow};
 use crate::wakeup::sleep_or_cancel;
-
-/// The first tick of the grid `origin + k * every` after `t` (`t` itself
-/// when `every` is zero). Lanes that trickle read on the same grid, so their
-/// reads fall due together and share a statement.
-fn next_tick(origin: Instant, t: Instant, every: Duration) -> Instant {
-    let every_ns = every.as_nanos();
-    if every_ns == 0 {
-        return t;
-    }
-    let ticks = t.saturating_duration_since(origin).as_nanos() / every_ns + 1;
-    origin + Duration::from_nanos(u64::try_from(ticks * every_ns).unwrap_or(u64::MAX))
-}
 
 /// Sleeps until `due` (forever when there is none).
 async fn sleep_until(due: Option<Instant>) {
@@ -50,12 +39,6 @@ async fn move_cursor(shared: &Shared, token: LeaseToken<'_>, to: Cursor) -> Resu
     let m = CursorMove { lane: token.lane, epoch: token.epoch, to };
     shared.cursor_moves.call(m).await.unwrap_or_else(|| Err(coalescer_gone(token.lane, false)))
 }
-
-/// When writers do not send the NOTIFY hint, a lane that found rows keeps
-/// looking at every tick of the grid for this many empty reads (100 ms at the
-/// default 5 ms), then backs off from `watermark_poll_interval` towards
-/// `poll_interval`.
-const QUIET_TICKS: u32 = 20;
 
 /// Everything one worker needs.
 pub(crate) struct Lane {
@@ -103,26 +86,12 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     let mut read_cursor = lease.cursor;
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut blocked: HashMap<String, Uuid> = HashMap::new();
-    // `drained`: the last read came back short, wait for a wake-up before
-    // reading again. `halted`: a batch stopped early; send nothing more until
-    // it is resolved.
-    let mut drained = false;
+    // When to read next (`read_schedule.rs`).
+    let mut schedule = ReadSchedule::default();
+    let polling = Polling { poll: cfg.poll_interval, watermark_poll: cfg.watermark_poll_interval };
+    // Whether the lane sends (a batch stopped early; an operator must act).
     let mut halted = Halt::No;
-    // Rows wait for the watermark: poll at the short interval, doubling while
-    // nothing moves (a long transaction elsewhere must not make every lane
-    // poll hot for its whole duration).
-    let mut held_back = false;
-    let mut held_polls: u32 = 0;
-    // Empty reads since a read found rows. When writers do not notify, a lane
-    // that just found rows looks again soon and backs off towards
-    // `poll_interval` while it finds none.
-    let mut quiet_polls: u32 = u32::MAX;
     let mut retry: Option<ExponentialBackoff> = None;
-    let mut backlog = false;
-    // Unless it works off a backlog, the lane reads only on ticks of the
-    // relay's `trickle_interval` grid: the first tick after it found it has
-    // something to read.
-    let mut read_due: Option<Instant> = None;
     // Sending a batch failed (or parking it could not be recorded): resume
     // after the last acked row.
     let mut must_resend = false;
@@ -144,7 +113,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             must_resend = false;
             in_flight.clear();
             blocked.clear();
-            (read_cursor, drained, halted) = (recorder.acked(), false, Halt::No);
+            (read_cursor, halted) = (recorder.acked(), Halt::No);
+            schedule.woken();
             shared.metrics.record_retry();
             if pause(&mut retry).await {
                 break;
@@ -175,12 +145,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             !stop.is_cancelled() && halted == Halt::No && unrecorded < depth && clock.valid_for(margin);
 
         // 1. Fill the pipeline.
-        if may_send && !drained && !backlog && read_due.is_none() {
-            read_due = Some(next_tick(shared.grid, Instant::now(), cfg.trickle_interval));
-        }
-        let may_read = backlog || read_due.is_some_and(|due| Instant::now() >= due);
-        if may_send && !drained && may_read {
-            read_due = None;
+        let turn = schedule.turn(may_send, Instant::now(), shared.grid, cfg.trickle_interval);
+        if turn.read {
+            schedule.reading();
             let fetch_started = Instant::now();
             let read = shared.reads.call(LaneRead { lane: lease.lane, after: read_cursor }).await;
             let read = read.unwrap_or_else(|| Err(coalescer_gone(lease.lane, true)));
@@ -198,11 +165,7 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             }
             match read {
                 Ok(batch) if batch.rows.is_empty() => {
-                    drained = true;
-                    backlog = false;
-                    held_back = batch.held_back;
-                    held_polls = if held_back { held_polls.saturating_add(1) } else { 0 };
-                    quiet_polls = if held_back { 0 } else { quiet_polls.saturating_add(1) };
+                    schedule.found_nothing(batch.held_back);
                     // Idle: move the cursor up to the watermark now and then,
                     // so lag is visible and key rows below every cursor can go.
                     let idle = in_flight.is_empty() && recorder.is_idle() && read_cursor == recorder.cursor();
@@ -230,13 +193,10 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     // once the lease is renewed (or stop when it is lost).
                     tracing::warn!(lane = lease.lane, "outbox read outlived the lease margin; nothing sent");
                     shared.metrics.record_late_read();
-                    drained = false;
+                    schedule.discarded();
                 }
                 Ok(batch) => {
-                    drained = batch.rows.len() < cfg.batch_size;
-                    backlog = !drained;
-                    held_back = batch.held_back;
-                    (held_polls, quiet_polls) = (0, 0);
+                    schedule.found(batch.rows.len(), cfg.batch_size, batch.held_back);
                     let limits = shared.topic_limits.of(&batch.rows).await;
                     let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked, &limits);
                     if let Some(c) = b.sent_until() {
@@ -256,30 +216,12 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     }
                     // With batches out there is no pause: look again after a
                     // wake-up or the long poll.
-                    (drained, held_back, quiet_polls) = (true, false, u32::MAX);
+                    schedule.failed();
                 }
             }
         }
 
-        // `watermark_poll_interval` doubled `n` times, at most `poll_interval`.
-        let doubled = |n: u32| {
-            cfg.watermark_poll_interval.saturating_mul(2u32.saturating_pow(n)).min(cfg.poll_interval)
-        };
-        let poll = if held_back {
-            // Doubling stops at 8x (40 ms by default): under a steady stream of
-            // commits some transaction is nearly always open, and a longer
-            // pause here becomes the relay's tail latency.
-            doubled(held_polls.saturating_sub(1).min(3))
-        } else if shared.notified.load(Ordering::Relaxed) {
-            cfg.poll_interval
-        } else if quiet_polls < QUIET_TICKS {
-            // Writers do not notify and this lane found rows a moment ago:
-            // look again at the next tick (reads of all lanes due at a tick
-            // share one statement).
-            Duration::ZERO
-        } else {
-            doubled(quiet_polls - QUIET_TICKS)
-        };
+        let poll = schedule.poll(shared.notified.load(Ordering::Relaxed), polling);
         // 2. Nothing in flight: wait for a wake-up, the poll interval or stop.
         let Some(front) = in_flight.front_mut() else {
             if stop.is_cancelled() {
@@ -293,12 +235,12 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     continue;
                 }
                 _ = wake.notified() => {}
-                _ = sleep_until(read_due), if may_send && !drained && !may_read => {}
+                _ = sleep_until(turn.tick), if turn.tick.is_some() => {}
                 _ = tokio::time::sleep(if may_send { poll } else { Duration::from_millis(50) }),
-                    if drained || !may_send => {}
+                    if schedule.drained() || !may_send => {}
                 _ = stop.cancelled() => {}
             }
-            drained = false;
+            schedule.woken();
             continue;
         };
 
@@ -315,9 +257,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                 }
                 continue;
             }
-            _ = wake.notified(), if may_send => { drained = false; continue; }
-            _ = sleep_until(read_due), if may_send && !drained && !may_read => continue,
-            _ = tokio::time::sleep(poll), if may_send && drained => { drained = false; continue; }
+            _ = wake.notified(), if may_send => { schedule.woken(); continue; }
+            _ = sleep_until(turn.tick), if turn.tick.is_some() => continue,
+            _ = tokio::time::sleep(poll), if may_send && schedule.drained() => { schedule.woken(); continue; }
             _ = stop.cancelled(), if grace_deadline.is_none() => continue,
             _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now).into()),
                 if grace_deadline.is_some() => break,
@@ -489,23 +431,4 @@ fn positions_ahead(shared: &Shared, lane: i32, cursor: Cursor, watermark: i64) {
         error,
         since: Utc::now(),
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_fall_due_on_the_shared_grid() {
-        let origin = Instant::now();
-        let every = Duration::from_millis(5);
-        let at = |us: u64| origin + Duration::from_micros(us);
-        // Two lanes handing over at different moments of one tick read again
-        // at the same next tick.
-        assert_eq!(next_tick(origin, at(5_100), every), at(10_000));
-        assert_eq!(next_tick(origin, at(9_900), every), at(10_000));
-        // A handover exactly on a tick waits a whole interval.
-        assert_eq!(next_tick(origin, at(10_000), every), at(15_000));
-        assert_eq!(next_tick(origin, at(7_000), Duration::ZERO), at(7_000));
-    }
 }
