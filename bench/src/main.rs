@@ -4,6 +4,7 @@
 //! cargo run --release -p bench -- codec
 //! cargo run --release -p bench -- outbox
 //! cargo run --release -p bench -- inbox
+//! cargo run --release -p bench -- saga
 //! ```
 //!
 //! Benchmarks that need a broker and PostgreSQL start them through `testkit`
@@ -13,6 +14,7 @@
 mod codec;
 mod inbox;
 mod outbox;
+mod saga;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -31,8 +33,11 @@ enum Bench {
     /// Raw producer vs outbox relay throughput, commit->ack latency, and the
     /// cost of the outbox insert in a business transaction.
     Outbox(outbox::Args),
-    /// Events applied per second by the consumer runtime with vs without the inbox.
+    /// Events applied per second by the consumer runtime (serial, concurrent, batched) vs the PostgreSQL ceiling.
     Inbox(inbox::Args),
+    /// The whole saga at increasing offered load: sagas/s, latency, SQL
+    /// statements and CPU per saga.
+    Saga(saga::Args),
 }
 
 #[tokio::main]
@@ -41,5 +46,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Codec(a) => codec::run(a),
         Bench::Outbox(a) => outbox::run(a).await,
         Bench::Inbox(a) => inbox::run(a).await,
+        Bench::Saga(a) => saga::run(a).await,
     }
 }

@@ -241,10 +241,10 @@ impl ConsumerConfig {
             ));
         }
         // A record holds its partition for at most attempts x timeout +
-        // backoff before it is dead-lettered. The member keeps polling
-        // meanwhile (the partition is paused, not the member), so the group
-        // does not mind; but an attempt that may outlast the session would
-        // also outlast any grace: refuse it.
+        // backoff (worst_case_hold) before it is dead-lettered. The member
+        // keeps polling meanwhile (the partition is paused, not the member),
+        // so the group tolerates any hold. What it does not tolerate is one
+        // attempt longer than a rebalance may wait: refuse that.
         if self.attempt_timeout >= self.max_poll_interval {
             return Err(format!(
                 "attempt_timeout ({:?}) must stay below max_poll_interval ({:?})",

@@ -10,6 +10,7 @@
 use std::future::Future;
 
 use sqlx::{Postgres, Transaction};
+use tracing::Instrument as _;
 
 use crate::classify::{self, ErrorClass};
 use crate::message::InboundMessage;
@@ -55,6 +56,42 @@ pub trait Handler: Send + Sync {
         message: &InboundMessage,
         tx: &mut Transaction<'_, Postgres>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Whether this handler has anything to do with `message`. A message it
+    /// does not accept is finished at once — no transaction, no inbox row,
+    /// no dead letter — and counted as
+    /// [`ignored`](crate::StatsSnapshot::ignored): for the events of a topic
+    /// that this consumer reads for others (a service reading its own
+    /// events back). The default accepts everything; a message type the
+    /// handler does not know should still reach [`handle`](Self::handle),
+    /// which dead-letters it.
+    fn accepts(&self, message: &InboundMessage) -> bool {
+        let _ = message;
+        true
+    }
+
+    /// Applies several new messages of one partition, in offset order, in
+    /// one transaction (the runtime has recorded them all in the inbox, in
+    /// one statement, and dropped the duplicates). The default calls
+    /// [`handle`](Self::handle) for each, in order. Override it to share
+    /// work between them — one lock statement for all the rows they touch
+    /// (in a fixed order, so that two transactions never deadlock), one
+    /// clock read, one write for all — with the same effect as handling
+    /// them one after the other. An error rolls the whole batch back; the
+    /// runtime then applies the messages one by one through `handle`, so a
+    /// poison message is dead-lettered alone.
+    fn handle_batch(
+        &self,
+        messages: &[&InboundMessage],
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async move {
+            for message in messages {
+                self.handle(message, tx).instrument(message.span()).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 impl<H: Handler> Handler for std::sync::Arc<H> {
@@ -64,6 +101,18 @@ impl<H: Handler> Handler for std::sync::Arc<H> {
         tx: &mut Transaction<'_, Postgres>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send {
         (**self).handle(message, tx)
+    }
+
+    fn handle_batch(
+        &self,
+        messages: &[&InboundMessage],
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        (**self).handle_batch(messages, tx)
+    }
+
+    fn accepts(&self, message: &InboundMessage) -> bool {
+        (**self).accepts(message)
     }
 }
 

@@ -35,9 +35,12 @@
 //! 3. The handler runs in that transaction and writes its effect (and any
 //!    reply, through the outbox) there. The transaction commits. When
 //!    several records of the partition are waiting, up to `max_batch` of
-//!    them share one transaction: one inbox statement for all, the handler
-//!    once per new event, one commit; if it fails, they are applied one by
-//!    one, so a poison record is dead-lettered alone.
+//!    them share one transaction: one inbox statement for all, the handler's
+//!    [`handle_batch`](Handler::handle_batch) for the new events (by default
+//!    `handle` for each, in order; a handler overrides it to lock the rows of
+//!    the whole batch in one statement, in a fixed order), one commit; if it
+//!    fails, they are applied one by one, so a poison record is
+//!    dead-lettered alone.
 //! 4. Only then is the record's offset + 1 stored, and stored offsets are
 //!    committed to Kafka (every `commit_interval`, on partition revocation,
 //!    at shutdown). A crash anywhere before the Kafka commit means the record

@@ -111,6 +111,23 @@ impl InboundMessage {
         })
     }
 
+    /// The `consume` span of this message. It continues the producer's trace
+    /// (W3C context carried in the envelope), so that a handler's logs and
+    /// the replies it enqueues join it. The runtime runs [`Handler::handle`](crate::Handler::handle)
+    /// inside it; a [`Handler::handle_batch`](crate::Handler::handle_batch)
+    /// that works on several messages at once can enter each one's span.
+    pub fn span(&self) -> tracing::Span {
+        let span = tracing::info_span!(
+            "consume",
+            event_id = %self.envelope.event_id,
+            message_type = %self.envelope.message_type,
+            position = %format_args!("{}/{}@{}", self.topic, self.partition, self.offset),
+        );
+        let env = &self.envelope;
+        telemetry::continue_trace_from(&span, env.traceparent.as_deref(), env.tracestate.as_deref());
+        span
+    }
+
     /// Whether the envelope says this message is of type `M` (by Avro full
     /// name; the schema version may differ, the codec resolves it).
     pub fn is<M: events::Message>(&self) -> bool {

@@ -33,6 +33,8 @@ pub(crate) enum Outcome {
     Duplicate,
     /// Published to the dead-letter topic.
     DeadLettered,
+    /// The handler does not accept it ([`Handler::accepts`]): nothing done.
+    Ignored,
     /// A stop (shutdown, revocation) interrupted it; its offset must not be
     /// stored.
     Cancelled,
@@ -88,7 +90,11 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
                 return self.dead_letter(record, failure, stop).await;
             }
         };
-        let span = consume_span(&self.name, &message);
+        if !self.handler.accepts(&message) {
+            self.stats.ignored(1);
+            return Outcome::Ignored;
+        }
+        let span = message.span();
         async {
             let attempt = |n: u32| {
                 if n > 1 {
@@ -124,10 +130,16 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
     /// one inbox statement for all, the handler once per new event, one
     /// commit. Any failure rolls everything back and asks for one-by-one.
     pub(crate) async fn process_batch(&self, records: &[RawRecord], stop: &Stop) -> BatchOutcome {
-        let Ok(messages) = records.iter().map(InboundMessage::from_record).collect::<Result<Vec<_>, _>>()
+        let Ok(mut messages) = records.iter().map(InboundMessage::from_record).collect::<Result<Vec<_>, _>>()
         else {
             return BatchOutcome::OneByOne;
         };
+        let before = messages.len();
+        messages.retain(|m| self.handler.accepts(m));
+        self.stats.ignored((before - messages.len()) as u64);
+        if messages.is_empty() {
+            return BatchOutcome::Finished;
+        }
         let result = tokio::select! {
             biased;
             r = self.bounded(self.batch_attempt(&messages)) => r,
@@ -187,15 +199,16 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             InboxMode::Enabled => inbox::record_batch(&mut tx, &self.name, messages).await?,
             InboxMode::Disabled => messages.iter().map(|m| m.envelope.event_id).collect(),
         };
-        let mut applied = HashSet::with_capacity(new.len());
-        for message in messages {
-            let id = message.envelope.event_id;
-            if new.contains(&id) && applied.insert(id) {
-                self.handle(message, &mut tx).instrument(consume_span(&self.name, message)).await?;
-            }
+        let mut seen = HashSet::with_capacity(new.len());
+        let fresh: Vec<&InboundMessage> = messages
+            .iter()
+            .filter(|m| new.contains(&m.envelope.event_id) && seen.insert(m.envelope.event_id))
+            .collect();
+        if !fresh.is_empty() {
+            self.handle_batch(&fresh, &mut tx).await?;
         }
         tx.commit().await?;
-        let applied = applied.len() as u64;
+        let applied = fresh.len() as u64;
         Ok((applied, messages.len() as u64 - applied))
     }
 
@@ -207,14 +220,30 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
         message: &InboundMessage,
         tx: &mut Transaction<'_, Postgres>,
     ) -> Result<(), HandlerError> {
-        match AssertUnwindSafe(self.handler.handle(message, tx)).catch_unwind().await {
+        self.unwound(AssertUnwindSafe(self.handler.handle(message, tx)).catch_unwind().await)
+    }
+
+    /// [`Handler::handle_batch`], with the same care as [`Self::handle`].
+    async fn handle_batch(
+        &self,
+        messages: &[&InboundMessage],
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
+        self.unwound(AssertUnwindSafe(self.handler.handle_batch(messages, tx)).catch_unwind().await)
+    }
+
+    fn unwound(
+        &self,
+        outcome: Result<Result<(), HandlerError>, Box<dyn std::any::Any + Send>>,
+    ) -> Result<(), HandlerError> {
+        match outcome {
             Ok(result) => {
                 if let Err(HandlerError::Deferred(_)) = &result {
                     self.stats.deferred();
                 }
                 result
             }
-            Err(panic) => Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&panic)))),
+            Err(panic) => Err(HandlerError::permanent(format!("handler panicked: {}", panic_text(&*panic)))),
         }
     }
 
@@ -238,22 +267,6 @@ impl<H: Handler, P: Publisher> Pipeline<H, P> {
             None => Outcome::Cancelled,
         }
     }
-}
-
-/// The `consume` span of one message. It continues the producer's trace
-/// (W3C context carried in the envelope), so the handler and its replies
-/// join it.
-fn consume_span(consumer: &str, message: &InboundMessage) -> tracing::Span {
-    let span = tracing::info_span!(
-        "consume",
-        consumer = %consumer,
-        event_id = %message.envelope.event_id,
-        message_type = %message.envelope.message_type,
-        position = %format_args!("{}/{}@{}", message.topic, message.partition, message.offset),
-    );
-    let env = &message.envelope;
-    telemetry::continue_trace_from(&span, env.traceparent.as_deref(), env.tracestate.as_deref());
-    span
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
@@ -314,6 +327,35 @@ mod tests {
         }
     }
 
+    /// Accepts nothing; handling anything would be a bug.
+    struct AcceptsNothing;
+
+    impl Handler for AcceptsNothing {
+        fn accepts(&self, _: &InboundMessage) -> bool {
+            false
+        }
+
+        async fn handle(
+            &self,
+            _: &InboundMessage,
+            _: &mut Transaction<'_, Postgres>,
+        ) -> Result<(), HandlerError> {
+            panic!("an ignored message must not be handled")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_the_handler_does_not_accept_is_finished_without_a_transaction() {
+        let (_, headers) = envelope("saga.order.OrderCreated");
+        // The pool is unreachable: any transaction would fail (and retry).
+        let p = pipeline_with(AcceptsNothing, 3);
+        assert_eq!(p.process(&record(headers.clone()), &Stop::default()).await, Outcome::Ignored);
+        let two = [record(headers.clone()), record(headers)];
+        assert_eq!(p.process_batch(&two, &Stop::default()).await, BatchOutcome::Finished);
+        let s = p.stats.snapshot();
+        assert_eq!((s.ignored, s.applied, s.retries, s.finished()), (3, 0, 0, 3));
+    }
+
     /// A pool whose server refuses connections: every attempt fails transiently.
     fn unreachable_pool() -> PgPool {
         sqlx::postgres::PgPoolOptions::new()
@@ -323,6 +365,10 @@ mod tests {
     }
 
     fn pipeline(max_attempts: u32) -> Pipeline<NeverCalled, Recorder> {
+        pipeline_with(NeverCalled, max_attempts)
+    }
+
+    fn pipeline_with<H: Handler>(handler: H, max_attempts: u32) -> Pipeline<H, Recorder> {
         let retry = RetryPolicy {
             max_attempts,
             initial_delay: Duration::from_millis(1),
@@ -333,7 +379,7 @@ mod tests {
         Pipeline {
             name: "test-consumer".into(),
             pool: unreachable_pool(),
-            handler: NeverCalled,
+            handler,
             dead_letters: Recorder::default(),
             inbox: InboxMode::Enabled,
             dead_letter_retry: retry.clone(),
@@ -342,6 +388,25 @@ mod tests {
             permits: Semaphore::new(4),
             stats: Stats::default(),
         }
+    }
+
+    /// A fresh envelope of `message_type`, and its record headers.
+    fn envelope(message_type: &str) -> (events::Envelope, Vec<(String, Vec<u8>)>) {
+        let envelope = events::Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            message_type: message_type.into(),
+            schema_version: 1,
+            aggregate_type: "order".into(),
+            aggregate_id: "k".into(),
+            correlation_id: None,
+            causation_id: None,
+            occurred_at: Utc::now(),
+            traceparent: None,
+            tracestate: None,
+        };
+        let headers =
+            envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
+        (envelope, headers)
     }
 
     fn record(headers: Vec<(String, Vec<u8>)>) -> RawRecord {
@@ -378,20 +443,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_database_is_retried_then_dead_lettered_as_transient() {
-        let envelope = events::Envelope {
-            event_id: uuid::Uuid::now_v7(),
-            message_type: "saga.test.Thing".into(),
-            schema_version: 1,
-            aggregate_type: "order".into(),
-            aggregate_id: "k".into(),
-            correlation_id: None,
-            causation_id: None,
-            occurred_at: Utc::now(),
-            traceparent: None,
-            tracestate: None,
-        };
-        let headers =
-            envelope.to_headers().into_iter().map(|(k, v)| (k.to_owned(), v.into_bytes())).collect();
+        let (envelope, headers) = envelope("saga.test.Thing");
         let p = pipeline(3);
         let outcome = p.process(&record(headers), &Stop::default()).await;
         assert_eq!(outcome, Outcome::DeadLettered);
@@ -412,22 +464,7 @@ mod tests {
         let mut p = pipeline(1_000);
         p.retry.initial_delay = Duration::from_secs(60);
         p.retry.max_delay = Duration::from_secs(60);
-        let envelope_headers = events::Envelope {
-            event_id: uuid::Uuid::now_v7(),
-            message_type: "saga.test.Thing".into(),
-            schema_version: 1,
-            aggregate_type: "order".into(),
-            aggregate_id: "k".into(),
-            correlation_id: None,
-            causation_id: None,
-            occurred_at: Utc::now(),
-            traceparent: None,
-            tracestate: None,
-        }
-        .to_headers()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.into_bytes()))
-        .collect();
+        let (_, envelope_headers) = envelope("saga.test.Thing");
         let stop = Stop::default();
         let s = stop.clone();
         tokio::spawn(async move {

@@ -61,6 +61,8 @@ pub struct Consumer<H, P = KafkaPublisher> {
     limits: Limits,
     max_batch: usize,
     cleanup: Option<InboxRetention>,
+    /// Longest one record can hold its partition (logged at start).
+    hold: Duration,
     pipeline: Arc<Pipeline<H, P>>,
 }
 
@@ -112,6 +114,7 @@ impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
             limits: Limits::new(config.max_buffered),
             max_batch: config.max_batch,
             cleanup: config.inbox_retention.clone().filter(|_| config.inbox == InboxMode::Enabled),
+            hold: config.worst_case_hold(),
             pipeline: Arc::new(Pipeline {
                 name: config.inbox_name().to_owned(),
                 pool,
@@ -140,10 +143,17 @@ impl<H: Handler + 'static, P: Publisher + 'static> Consumer<H, P> {
     /// group within `close_timeout`. The whole shutdown takes at most
     /// `in_flight_grace + close_timeout` plus a second.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), ConsumerError> {
-        let Consumer { kafka, topics, timing, limits, max_batch, cleanup, pipeline } = self;
+        let Consumer { kafka, topics, timing, limits, max_batch, cleanup, hold, pipeline } = self;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         kafka.subscribe(&names).map_err(ConsumerError::Subscribe)?;
-        tracing::info!(consumer = %pipeline.name, topics = ?names, "consuming");
+        tracing::info!(
+            consumer = %pipeline.name,
+            topics = ?names,
+            max_in_flight = pipeline.permits.available_permits(),
+            max_batch,
+            worst_case_hold = ?hold,
+            "consuming",
+        );
 
         let runtime = tokio::runtime::Handle::current();
         let stats = pipeline.stats.clone();

@@ -13,10 +13,12 @@ struct Counters {
     applied: AtomicU64,
     duplicates: AtomicU64,
     dead_lettered: AtomicU64,
+    ignored: AtomicU64,
     retries: AtomicU64,
     deferred: AtomicU64,
     timeouts: AtomicU64,
     batches: AtomicU64,
+    batched: AtomicU64,
     commits: AtomicU64,
     revoked: AtomicU64,
     halted: AtomicU64,
@@ -32,6 +34,9 @@ pub struct StatsSnapshot {
     pub duplicates: u64,
     /// Records published to a dead-letter topic.
     pub dead_lettered: u64,
+    /// Records the handler does not accept (`Handler::accepts`), finished
+    /// without a transaction.
+    pub ignored: u64,
     /// Attempts beyond the first, over all records (counted as they start).
     pub retries: u64,
     /// Attempts that ended [deferred](crate::HandlerError::Deferred): the
@@ -41,6 +46,8 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     /// Transactions that applied several records at once.
     pub batches: u64,
+    /// Records finished in those transactions (applied or duplicates).
+    pub batched_records: u64,
     /// Offset commits that the broker acknowledged (synchronous ones only:
     /// revocation and shutdown).
     pub commits: u64,
@@ -57,10 +64,10 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
-    /// Records finished (applied, skipped or dead-lettered): the ones whose
-    /// offsets may be committed.
+    /// Records finished (applied, skipped, dead-lettered or ignored): the
+    /// ones whose offsets may be committed.
     pub fn finished(&self) -> u64 {
-        self.applied + self.duplicates + self.dead_lettered
+        self.applied + self.duplicates + self.dead_lettered + self.ignored
     }
 }
 
@@ -72,10 +79,12 @@ impl Stats {
             applied: c.applied.load(Ordering::Relaxed),
             duplicates: c.duplicates.load(Ordering::Relaxed),
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            ignored: c.ignored.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             deferred: c.deferred.load(Ordering::Relaxed),
             timeouts: c.timeouts.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
+            batched_records: c.batched.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             revoked_partitions: c.revoked.load(Ordering::Relaxed),
             halted_partitions: c.halted.load(Ordering::Relaxed),
@@ -93,6 +102,10 @@ impl Stats {
 
     pub(crate) fn dead_lettered(&self) {
         self.0.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn ignored(&self, n: u64) {
+        self.0.ignored.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn retried(&self, n: u32) {
@@ -117,6 +130,7 @@ impl Stats {
 
     pub(crate) fn batch(&self, applied: u64, duplicates: u64) {
         self.0.batches.fetch_add(1, Ordering::Relaxed);
+        self.0.batched.fetch_add(applied + duplicates, Ordering::Relaxed);
         self.0.applied.fetch_add(applied, Ordering::Relaxed);
         self.0.duplicates.fetch_add(duplicates, Ordering::Relaxed);
     }

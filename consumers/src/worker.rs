@@ -43,6 +43,10 @@ pub(crate) struct Worker {
 impl Worker {
     /// Runs until stopped or until its record channel closes.
     pub(crate) async fn run<H: Handler, P: Publisher>(mut self, pipeline: Arc<Pipeline<H, P>>) {
+        // Reports the end however it comes, a panic included: the poll
+        // thread then stops the consumer instead of feeding a dead worker.
+        let _exit =
+            ExitReport { tp: self.tp.clone(), generation: self.generation, reports: self.reports.clone() };
         let mut batch = Vec::with_capacity(self.max_batch);
         'records: loop {
             let first = tokio::select! {
@@ -78,12 +82,10 @@ impl Worker {
                 self.finished(&batch[i..=i]);
             }
         }
-        let (tp, generation) = (self.tp, self.generation);
-        // The poll thread may be gone (shutdown): nothing to report to then.
-        let _ = self.reports.send(Report::Exited { tp, generation });
     }
 
     fn finished(&self, records: &[RawRecord]) {
+        // The poll thread may be gone (shutdown): nothing to report to then.
         let Some(last) = records.last() else { return };
         let report = Report::Finished {
             tp: self.tp.clone(),
@@ -92,5 +94,19 @@ impl Worker {
             count: records.len() as u64,
         };
         let _ = self.reports.send(report);
+    }
+}
+
+/// Sends [`Report::Exited`] when dropped.
+struct ExitReport {
+    tp: TopicPartition,
+    generation: u64,
+    reports: Sender<Report>,
+}
+
+impl Drop for ExitReport {
+    fn drop(&mut self) {
+        let tp = std::mem::take(&mut self.tp.0);
+        let _ = self.reports.send(Report::Exited { tp: (tp, self.tp.1), generation: self.generation });
     }
 }

@@ -19,6 +19,8 @@
 //! one orchestrator instance and checked by another do not depend on how well
 //! their clocks agree.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -81,6 +83,9 @@ pub enum StoreError {
     /// could not be opened).
     #[error("locking overdue sagas")]
     LockOverdue(#[source] sqlx::Error),
+    /// Locking the sagas of a batch of replies failed.
+    #[error("cannot lock the sagas of a batch")]
+    LockMany(#[source] sqlx::Error),
     /// Committing a sweep's transaction failed; nothing of it was stored.
     #[error("committing a sweep")]
     CommitSweep(#[source] sqlx::Error),
@@ -150,6 +155,7 @@ impl StoreError {
         match self {
             StoreError::ReadClock(source)
             | StoreError::LockOverdue(source)
+            | StoreError::LockMany(source)
             | StoreError::CommitSweep(source)
             | StoreError::InsertSaga { source, .. }
             | StoreError::LockSaga { source, .. }
@@ -229,6 +235,28 @@ pub async fn lock(
         .await
         .map_err(|source| StoreError::LockSaga { saga_id, source })?;
     row.map(|row| decode(saga_id, &row)).transpose()
+}
+
+/// Reads and locks every saga of `saga_ids` in ONE statement, in saga id
+/// order — the fixed order that keeps two transactions locking overlapping
+/// sets from deadlocking. Sagas that do not exist are missing from the map.
+pub async fn lock_many(
+    tx: &mut Transaction<'_, Postgres>,
+    saga_ids: &[Uuid],
+) -> Result<HashMap<Uuid, StoredSaga>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT saga_id, state, version FROM saga WHERE saga_id = ANY($1) ORDER BY saga_id FOR UPDATE",
+    )
+    .bind(saga_ids)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(StoreError::LockMany)?;
+    rows.iter()
+        .map(|row| {
+            let saga_id: Uuid = row.try_get("saga_id").map_err(StoreError::LockMany)?;
+            Ok((saga_id, decode(saga_id, row)?))
+        })
+        .collect()
 }
 
 /// Reads saga `saga_id` without locking it (for monitoring and tests).

@@ -490,3 +490,87 @@ async fn an_operator_resumes_a_stopped_saga_by_sending_its_compensation_again() 
     assert_eq!(saga(&db.pool, o.saga_id).await?.1, "REJECTED");
     Ok(())
 }
+
+/// Runs `handle_batch` over `messages` in its own transaction and commits.
+async fn deliver_batch(pool: &PgPool, handler: &SagaHandler, messages: &[InboundMessage]) -> TestResult {
+    let refs: Vec<&InboundMessage> = messages.iter().collect();
+    let mut tx = pool.begin().await?;
+    handler.handle_batch(&refs, &mut tx).await.map_err(|e| anyhow::anyhow!("batch refused: {e}"))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_of_replies_ends_as_the_same_replies_one_by_one() -> TestResult {
+    let db = database().await?;
+    let handler = SagaHandler::new(SagaConfig::default());
+    let (one, batched) = ([order(), order(), order()], [order(), order(), order()]);
+    for o in one.iter().chain(&batched) {
+        deliver(&db.pool, &handler, &inbound(&o.created(), None)?).await??;
+    }
+    for o in &one {
+        apply(&db.pool, &handler, &o.reserved(), o.saga_id).await?;
+        apply(&db.pool, &handler, &o.authorized(), o.saga_id).await?;
+    }
+    // One batch: every reserved, then every authorized; a saga appears twice.
+    let mut messages = Vec::new();
+    for o in &batched {
+        messages.push(inbound(&o.reserved(), Some(o.saga_id))?);
+    }
+    for o in batched.iter().rev() {
+        messages.push(inbound(&o.authorized(), Some(o.saga_id))?);
+    }
+    deliver_batch(&db.pool, &handler, &messages).await?;
+    for (a, b) in one.iter().zip(&batched) {
+        let ((sa, status_a, _), (sb, status_b, _)) =
+            (saga(&db.pool, a.saga_id).await?, saga(&db.pool, b.saga_id).await?);
+        assert_eq!((status_b.as_str(), sb.version), (status_a.as_str(), sa.version));
+        assert_eq!(status_b, "COMMITTING_INVENTORY");
+        assert_eq!(names(&outbox(&db.pool, b.order_id).await?), names(&outbox(&db.pool, a.order_id).await?));
+    }
+    // A reply for a saga that does not exist fails the whole batch (the
+    // runtime then applies its messages one by one).
+    let stray = order();
+    let bad = [inbound(&stray.reserved(), Some(stray.saga_id))?];
+    assert!(deliver_batch(&db.pool, &handler, &bad).await.is_err());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_batches_that_share_sagas_never_deadlock_or_lose_an_update() -> TestResult {
+    let db = database().await?;
+    let handler = SagaHandler::new(SagaConfig::default());
+    let sagas: Vec<Fixture> = (0..8).map(|_| order()).collect();
+    for o in &sagas {
+        deliver(&db.pool, &handler, &inbound(&o.created(), None)?).await??;
+    }
+    // Two members at once. The first applies the inventory replies in two
+    // batches of one transaction (sagas 0-3, then 4-7); between them the
+    // second applies the payment replies of all eight, newest saga first.
+    // Locking in message order, the second would hold 7-4 and wait for 3
+    // while the first waits for 4: a deadlock. Locked in saga id order, the
+    // second waits for saga 0 holding nothing.
+    let inbound_all = |msgs: Vec<_>| -> anyhow::Result<Vec<InboundMessage>> {
+        msgs.into_iter().map(|(m, id)| inbound(&m, Some(id))).collect()
+    };
+    let early = inbound_all(sagas[..4].iter().map(|o| (o.reserved(), o.saga_id)).collect())?;
+    let late = inbound_all(sagas[4..].iter().map(|o| (o.reserved(), o.saga_id)).collect())?;
+    let authorized: Vec<InboundMessage> =
+        sagas.iter().rev().map(|o| inbound(&o.authorized(), Some(o.saga_id))).collect::<Result<_, _>>()?;
+    let mut first = db.pool.begin().await?;
+    handler.handle_batch(&early.iter().collect::<Vec<_>>(), &mut first).await?;
+    let second = {
+        let (pool, handler) = (db.pool.clone(), handler.clone());
+        tokio::spawn(async move { deliver_batch(&pool, &handler, &authorized).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second batch waits for the sagas the first holds");
+    handler.handle_batch(&late.iter().collect::<Vec<_>>(), &mut first).await?;
+    first.commit().await?;
+    second.await??;
+    for o in &sagas {
+        let (stored, status, _) = saga(&db.pool, o.saga_id).await?;
+        assert_eq!((status.as_str(), stored.version), ("COMMITTING_INVENTORY", 3), "both replies applied");
+    }
+    Ok(())
+}

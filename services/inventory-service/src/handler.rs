@@ -6,6 +6,8 @@
 //! re-sent by the orchestrator under a new event id gets the same answer.
 //! Business refusals (not enough stock) are replies, never handler errors.
 
+use std::collections::BTreeSet;
+
 use chrono::Utc;
 use consumers::{Handler, HandlerError, InboundMessage};
 use events::messages::inventory::{
@@ -34,29 +36,101 @@ impl Handler for InventoryHandler {
     ) -> Result<(), HandlerError> {
         let span = tracing::info_span!("inventory", message_type = %message.envelope.message_type,
             order_id = %message.envelope.aggregate_id);
-        async {
-            if message.is::<ReserveInventory>() {
-                reserve(message, &message.decode()?, tx).await
-            } else if message.is::<ReleaseInventory>() {
-                release(message, &message.decode()?, tx).await
-            } else if message.is::<CommitInventory>() {
-                commit(message, &message.decode()?, tx).await
-            } else {
-                Err(HandlerError::unknown_type(message))
+        apply(message, Locks::Take, tx).instrument(span).await
+    }
+
+    /// A batch of commands in one transaction: first the orders' advisory
+    /// locks (one statement), then the stock rows that any of them may
+    /// touch (one statement, in SKU order), then each command as
+    /// [`handle`](Self::handle) applies it, without taking its locks again.
+    /// Without the stock lock up front, two batches of different partitions
+    /// lock shared SKUs in message order and deadlock.
+    async fn handle_batch(
+        &self,
+        messages: &[&InboundMessage],
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), HandlerError> {
+        let mut skus = BTreeSet::new();
+        let mut held = Vec::new();
+        for m in messages {
+            if m.is::<ReserveInventory>() {
+                let cmd: ReserveInventory = m.decode()?;
+                skus.extend(cmd.lines.into_iter().map(|l| l.sku));
+            } else if m.is::<ReleaseInventory>() {
+                held.push(m.decode::<ReleaseInventory>()?.order_id);
+            } else if m.is::<CommitInventory>() {
+                held.push(m.decode::<CommitInventory>()?.order_id);
             }
         }
-        .instrument(span)
-        .await
+        // The orders first (what they hold cannot change under us then),
+        // then every stock row: one statement each, in a fixed order.
+        let orders: Vec<_> = messages.iter().filter_map(|m| order_of(m)).collect();
+        stock::lock_orders(tx, &orders).await?;
+        if !held.is_empty() {
+            skus.extend(stock::held_skus(tx, &held).await?);
+        }
+        if !skus.is_empty() {
+            stock::lock_stock(tx, &skus).await?;
+        }
+        for m in messages {
+            apply(m, Locks::Held, tx).instrument(m.span()).await?;
+        }
+        Ok(())
     }
+}
+
+/// Whether a command takes its locks itself, or runs in a batch that took
+/// them all up front (the order's advisory lock, the stock rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Locks {
+    Take,
+    Held,
+}
+
+/// The order a command is about, from its envelope (the aggregate id).
+fn order_of(m: &InboundMessage) -> Option<uuid::Uuid> {
+    m.envelope.aggregate_id.parse().ok()
+}
+
+async fn apply(
+    m: &InboundMessage,
+    locks: Locks,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), HandlerError> {
+    if m.is::<ReserveInventory>() {
+        reserve(m, &m.decode()?, locks, tx).await
+    } else if m.is::<ReleaseInventory>() {
+        release(m, &m.decode()?, locks, tx).await
+    } else if m.is::<CommitInventory>() {
+        commit(m, &m.decode()?, locks, tx).await
+    } else {
+        Err(HandlerError::unknown_type(m))
+    }
+}
+
+/// The order's lock, unless the batch holds it already. A command whose
+/// envelope names another order than its body (a malformed command) takes
+/// its own lock anyway.
+async fn lock_order(
+    m: &InboundMessage,
+    order_id: uuid::Uuid,
+    locks: Locks,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), HandlerError> {
+    if locks == Locks::Take || order_of(m) != Some(order_id) {
+        stock::lock_order(tx, order_id).await?;
+    }
+    Ok(())
 }
 
 /// All lines or none. See the crate docs for the cases.
 async fn reserve(
     m: &InboundMessage,
     cmd: &ReserveInventory,
+    locks: Locks,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(), HandlerError> {
-    stock::lock_order(tx, cmd.order_id).await?;
+    lock_order(m, cmd.order_id, locks, tx).await?;
     if let Some(existing) = stock::find_reservation(tx, cmd.order_id).await? {
         tracing::info!(status = existing.status.as_str(), "reservation exists; answering as before");
         return match existing.status {
@@ -121,9 +195,10 @@ fn invalid_lines(cmd: &ReserveInventory) -> Option<String> {
 async fn release(
     m: &InboundMessage,
     cmd: &ReleaseInventory,
+    locks: Locks,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(), HandlerError> {
-    stock::lock_order(tx, cmd.order_id).await?;
+    lock_order(m, cmd.order_id, locks, tx).await?;
     match stock::find_reservation(tx, cmd.order_id).await? {
         None => {
             let tombstone = Reservation {
@@ -139,7 +214,9 @@ async fn release(
         }
         Some(r) if r.status == Status::Reserved => {
             let held = stock::totals(&r.lines);
-            stock::lock_stock(tx, held.keys()).await?;
+            if locks == Locks::Take {
+                stock::lock_stock(tx, held.keys()).await?;
+            }
             stock::apply_deltas(tx, &held, 0, -1).await?;
             stock::set_status(tx, cmd.order_id, Status::Released, Some(&cmd.reason)).await?;
             tracing::info!("reservation released");
@@ -157,13 +234,16 @@ async fn release(
 async fn commit(
     m: &InboundMessage,
     cmd: &CommitInventory,
+    locks: Locks,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(), HandlerError> {
-    stock::lock_order(tx, cmd.order_id).await?;
+    lock_order(m, cmd.order_id, locks, tx).await?;
     match stock::find_reservation(tx, cmd.order_id).await? {
         Some(r) if r.status == Status::Reserved => {
             let held = stock::totals(&r.lines);
-            stock::lock_stock(tx, held.keys()).await?;
+            if locks == Locks::Take {
+                stock::lock_stock(tx, held.keys()).await?;
+            }
             stock::apply_deltas(tx, &held, -1, -1).await?;
             stock::set_status(tx, cmd.order_id, Status::Committed, None).await?;
             tracing::info!("reservation committed");

@@ -29,8 +29,12 @@
 //!
 //! Concurrency: the commands of one order are serialised by an advisory lock
 //! on the order id; stock rows are locked `FOR UPDATE` in SKU order, so two
-//! orders racing for the last unit serialise and exactly one wins. Stock
-//! changes are deltas, so compensations commute with other orders' changes.
+//! orders racing for the last unit serialise and exactly one wins. When the
+//! consumer runtime applies several commands in one transaction, every
+//! stock row the batch may touch is locked first, in one statement in SKU
+//! order, so two batches sharing SKUs wait for each other instead of
+//! deadlocking. Stock changes are deltas, so compensations commute with
+//! other orders' changes.
 //!
 //! ## Layout
 //! * [`handler`] — [`InventoryHandler`]: the decisions and the replies.

@@ -236,6 +236,39 @@ pub async fn set_status(
     Ok(())
 }
 
+/// [`lock_order`] for every order of `order_ids` in ONE statement, in order
+/// id order (a batch's commands).
+pub async fn lock_orders(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<(), StockError> {
+    let mut sorted = order_ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('inventory-service/order/' || id::text, 0)) \
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS o(id, n) ORDER BY n",
+    )
+    .bind(&sorted)
+    .execute(conn)
+    .await
+    .map_err(|source| StockError::LockOrder {
+        order_id: sorted.first().copied().unwrap_or_default(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// The SKUs that the RESERVED reservations of `order_ids` hold: what a
+/// release or commit of those orders will lock.
+pub async fn held_skus(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<Vec<String>, StockError> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT l->>'sku' FROM reservations r, jsonb_array_elements(r.lines) l \
+         WHERE r.order_id = ANY($1) AND r.status = 'RESERVED'",
+    )
+    .bind(order_ids)
+    .fetch_all(conn)
+    .await
+    .map_err(StockError::LockStock)
+}
+
 /// Locks the stock rows of `skus` (`FOR UPDATE`, in SKU order) and returns
 /// them; SKUs without a row are simply absent from the result.
 pub async fn lock_stock<'a>(

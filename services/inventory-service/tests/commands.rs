@@ -338,3 +338,75 @@ async fn a_release_racing_its_reserve_leaves_nothing_held_either_way() -> anyhow
     }
     Ok(())
 }
+
+/// Handles `messages` as one batch, in one transaction, and commits.
+async fn apply_batch(pool: &PgPool, messages: &[InboundMessage]) -> anyhow::Result<()> {
+    let refs: Vec<&InboundMessage> = messages.iter().collect();
+    let mut tx = pool.begin().await?;
+    InventoryHandler.handle_batch(&refs, &mut tx).await.map_err(|e| anyhow!("batch failed: {e}"))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_of_commands_ends_as_the_same_commands_one_by_one() -> anyhow::Result<()> {
+    let (_pg, pool) = setup(&[("BOOK-1", 10), ("PEN-2", 10), ("INK-3", 1)]).await?;
+    let (a, b, c, d) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    apply(&pool, &inbound(&reserve(a, &[("BOOK-1", 2)]), a)?).await?;
+    apply(&pool, &inbound(&reserve(b, &[("PEN-2", 3), ("BOOK-1", 1)]), b)?).await?;
+    // One batch: commit a, release b, reserve c (gets the last INK-3),
+    // reserve d (none left), and a repeated reserve of c.
+    apply_batch(
+        &pool,
+        &[
+            inbound(&commit(a), a)?,
+            inbound(&release(b), b)?,
+            inbound(&reserve(c, &[("INK-3", 1), ("PEN-2", 1)]), c)?,
+            inbound(&reserve(d, &[("INK-3", 1)]), d)?,
+            inbound(&reserve(c, &[("INK-3", 1), ("PEN-2", 1)]), c)?,
+        ],
+    )
+    .await?;
+    assert_eq!(level(&pool, "BOOK-1").await?, (8, 0), "a's two units left, b's one came back");
+    assert_eq!(level(&pool, "PEN-2").await?, (10, 1), "b's three back, c holds one");
+    assert_eq!(level(&pool, "INK-3").await?, (1, 1), "c holds the last unit, once");
+    let statuses =
+        [status(&pool, a).await?, status(&pool, b).await?, status(&pool, c).await?, status(&pool, d).await?];
+    assert_eq!(statuses.map(|s| s.unwrap_or_default()), ["COMMITTED", "RELEASED", "RESERVED", "FAILED"]);
+    let replies: Vec<String> = outbox(&pool).await?.into_iter().map(|(e, _, _)| e.message_type).collect();
+    assert_eq!(replies.len(), 2 + 5, "one reply per command, the repeated reserve included");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_batches_sharing_skus_never_deadlock() -> anyhow::Result<()> {
+    let skus: Vec<String> = (0..6).map(|i| format!("SKU-{i}")).collect();
+    let seed: Vec<(&str, i64)> = skus.iter().map(|s| (s.as_str(), 100)).collect();
+    let (_pg, pool) = setup(&seed).await?;
+    // Two partitions' batches at once, round after round: each reserves the
+    // six SKUs, one new order per SKU, one batch in SKU order and the other
+    // in reverse. Locking in
+    // message order, each would hold half and wait for the other half.
+    let batch = |order: Vec<&String>| -> anyhow::Result<Vec<InboundMessage>> {
+        order
+            .into_iter()
+            .map(|s| {
+                let o = Uuid::now_v7();
+                inbound(&reserve(o, &[(s.as_str(), 1)]), o).map_err(Into::into)
+            })
+            .collect()
+    };
+    let rounds = 20;
+    for _ in 0..rounds {
+        let (p1, p2) = (pool.clone(), pool.clone());
+        let (f, b) = (batch(skus.iter().collect())?, batch(skus.iter().rev().collect())?);
+        let one = tokio::spawn(async move { apply_batch(&p1, &f).await });
+        let two = tokio::spawn(async move { apply_batch(&p2, &b).await });
+        one.await??;
+        two.await??;
+    }
+    for s in &skus {
+        assert_eq!(level(&pool, s).await?, (100, 2 * rounds), "every order of every batch reserved its unit");
+    }
+    Ok(())
+}

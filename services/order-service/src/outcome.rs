@@ -11,6 +11,12 @@ use sqlx::{Postgres, Transaction};
 pub struct OutcomeHandler;
 
 impl Handler for OutcomeHandler {
+    /// `OrderCreated` (any version) is this service's own event on the
+    /// topic: finished without a transaction or an inbox row.
+    fn accepts(&self, message: &InboundMessage) -> bool {
+        message.envelope.message_type != <OrderCreated as events::Message>::NAME
+    }
+
     async fn handle(
         &self,
         message: &InboundMessage,
