@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "saga",
-    about = "Operate the saga system: topics, relay, tail, dead-letter re-drive, resume stopped sagas, schemas"
+    about = "Operate the saga system: topics, relay, tail, dead-letter re-drive, resume stopped sagas, outbox, schemas"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,10 +24,13 @@ enum Command {
     Redrive(redrive::Args),
     /// Send the compensation of sagas stopped in COMPENSATION_FAILED again.
     Resume(resume::Args),
+    /// Operate a service's outbox: parked rows, rebase after a restore.
+    Outbox(outbox::Args),
     /// List schemas with fingerprints and canonical forms; check a directory against the pinned set.
     Schemas(schemas::Args),
 }
 
+mod outbox;
 mod redrive;
 mod relay;
 mod resume;
@@ -44,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Tail(a) => tail::run(a).await,
         Command::Redrive(a) => redrive::run(a).await,
         Command::Resume(a) => resume::run(a).await,
+        Command::Outbox(a) => outbox::run(a).await,
         Command::Schemas(a) => schemas::run(a),
     }
 }

@@ -24,6 +24,9 @@ pub enum RowOutcome {
     Rejected(String),
     /// Sending failed but may work later.
     Failed(String),
+    /// The topic refuses this client (not authorised, unknown): sent again
+    /// later like `Failed`, never parked; the lane raises an alarm.
+    Refused(String),
     /// Not sent because an earlier row of the batch failed.
     NotSent,
 }
@@ -39,6 +42,8 @@ pub struct Decision {
     pub delivered: usize,
     /// The first retriable failure, if the batch stopped early.
     pub retry: Option<String>,
+    /// Whether that failure was the topic refusing this client.
+    pub refused: bool,
 }
 
 /// Decides the batch's fate from its rows and their outcomes (same order).
@@ -58,6 +63,10 @@ pub fn decide(rows: &[OutboxRow], outcomes: &[RowOutcome]) -> Decision {
             }
             RowOutcome::Failed(reason) => {
                 d.retry = Some(reason.clone());
+                break;
+            }
+            RowOutcome::Refused(reason) => {
+                (d.retry, d.refused) = (Some(reason.clone()), true);
                 break;
             }
             RowOutcome::NotSent => {
@@ -148,6 +157,18 @@ mod tests {
         let d = decide(&rows, &[RowOutcome::Failed("x".into()), RowOutcome::Rejected("too large".into())]);
         assert!(d.park.is_empty());
         assert_eq!(d.advance_to, None);
+    }
+
+    #[test]
+    fn a_refused_topic_stops_the_cursor_and_parks_nothing() {
+        let rows = [row(1, "a"), row(2, "b"), row(3, "c")];
+        let d = decide(
+            &rows,
+            &[RowOutcome::Delivered, RowOutcome::Refused("not authorised".into()), RowOutcome::Delivered],
+        );
+        assert_eq!(d.advance_to, Some(rows[0].cursor()));
+        assert!(d.park.is_empty() && d.refused);
+        assert_eq!(d.retry.as_deref(), Some("not authorised"));
     }
 
     #[test]

@@ -13,26 +13,34 @@ use crate::wakeup::sleep_or_cancel;
 
 // A lane's head (lowest positions) holds its oldest published rows, so a
 // bounded index scan from the head finds what retention allows to go; it stops
-// at the first young rows instead of walking the whole table.
+// at the first young rows instead of walking the whole table. A cursor ahead
+// of the transaction ids (a restored database, see 0006) covers rows that
+// were never published: such a lane is left alone.
 const DELETE_PUBLISHED: &str = r#"
 DELETE FROM outbox WHERE (lane, pos, id) IN (
     SELECT o.lane, o.pos, o.id FROM outbox o
-    WHERE o.lane = $1 AND (o.pos, o.id) <= (SELECT cursor_pos, cursor_id FROM outbox_lanes WHERE lane = $1)
+    WHERE o.lane = $1 AND (o.pos, o.id) <= (SELECT cursor_pos, cursor_id FROM outbox_lanes WHERE lane = $1
+                                             AND cursor_pos <= pg_snapshot_xmin(pg_current_snapshot()))
     ORDER BY o.pos, o.id
     LIMIT $3
     FOR UPDATE SKIP LOCKED)
   AND created_at < now() - $2 * interval '1 millisecond'
 "#;
 
-// A key's position row may go once every lane's cursor is past it: all the
-// key's rows were then published, and the key's next writer gets its own
-// transaction id as position, which is above every cursor. The repeated
-// `pos <` test is re-checked against a concurrently updated row, so a writer
-// that just took the key keeps its row.
-const DELETE_KEYS: &str = r#"
+/// Deletes up to `$1` key-position rows below every lane's cursor (the
+/// statement cleanup runs; public so that tests can EXPLAIN it).
+///
+/// A key's position row may go once every lane's cursor is past it: all the
+/// key's rows were then published, and the key's next writer gets its own
+/// transaction id as position, which is above every cursor. The repeated
+/// `pos <` test is re-checked against a concurrently updated row, so a writer
+/// that just took the key keeps its row. The index `outbox_keys_pos`
+/// (migration 0008) serves the range.
+pub const DELETE_KEYS: &str = r#"
 WITH bound AS (
     SELECT min(cursor_pos) AS pos FROM outbox_lanes
-    WHERE lane < (SELECT lanes FROM outbox_settings))
+    WHERE lane < (SELECT lanes FROM outbox_settings)
+    HAVING max(cursor_pos) <= pg_snapshot_xmin(pg_current_snapshot()))
 DELETE FROM outbox_keys WHERE msg_key IN (
     SELECT msg_key FROM outbox_keys WHERE pos < (SELECT pos FROM bound)
     LIMIT $1 FOR UPDATE SKIP LOCKED)

@@ -59,7 +59,27 @@ pub enum OutboxError {
     /// Creating the Kafka producer failed.
     #[error("could not create the producer: {0}")]
     CreatePublisher(#[source] producers::PublishError),
+    /// Checking or repairing positions ahead of the transaction ids failed.
+    #[error("could not check or rebase outbox positions: {0}")]
+    Rebase(#[source] sqlx::Error),
+    /// Stored positions are ahead of the database's transaction ids (a
+    /// restored or moved database): the relay does not start.
+    #[error("{found}; {}", crate::rebase::RECOVERY)]
+    PositionsAhead {
+        /// What was found ahead.
+        found: String,
+    },
     /// The relay configuration is unusable.
     #[error("invalid relay configuration: {0}")]
     InvalidConfig(String),
+}
+
+/// The error for a request the relay's statement task no longer answers
+/// (it only stops when the relay does).
+pub(crate) fn coalescer_gone(lane: i32, read: bool) -> OutboxError {
+    let source = std::sync::Arc::new(sqlx::Error::WorkerCrashed);
+    match read {
+        true => OutboxError::Fetch { lane, source },
+        false => OutboxError::Commit { lane, source },
+    }
 }

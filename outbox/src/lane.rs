@@ -4,62 +4,26 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::alarm::{AlarmKind, LaneAlarm};
 use crate::batch;
-use crate::error::OutboxError;
+use crate::error::{OutboxError, coalescer_gone};
 use crate::lease::LaneLease;
+use crate::lease_clock::LeaseClock;
 use crate::metrics::Delivery;
+use crate::read_schedule::{Polling, ReadSchedule};
 use crate::record::{Outcome, Recorder};
-use crate::relay::Shared;
 use crate::send::InFlight;
-use crate::store::{self, Cursor, CursorMove, LaneRead, LeaseToken};
+use crate::shared::Shared;
+use crate::store::{self, Cursor, CursorMove, LaneRead, LeaseToken, OutboxRow};
 use crate::wakeup::sleep_or_cancel;
-
-/// The local view of a lane's lease: the instant until which this relay may
-/// still send for it, measured from *before* each renewal was requested, so
-/// it runs out no later than the database lease.
-#[derive(Debug)]
-pub(crate) struct LeaseClock {
-    base: Instant,
-    valid_until_ms: AtomicU64,
-}
-
-impl LeaseClock {
-    pub(crate) fn new(base: Instant) -> Self {
-        LeaseClock { base, valid_until_ms: AtomicU64::new(0) }
-    }
-
-    /// Records a renewal requested at `requested` for `ttl`.
-    pub(crate) fn extend(&self, requested: Instant, ttl: Duration) {
-        let until = (requested.saturating_duration_since(self.base) + ttl).as_millis() as u64;
-        self.valid_until_ms.fetch_max(until, Ordering::Relaxed);
-    }
-
-    /// Whether the lease is still valid for at least `margin`.
-    pub(crate) fn valid_for(&self, margin: Duration) -> bool {
-        let now = (Instant::now().saturating_duration_since(self.base) + margin).as_millis() as u64;
-        now < self.valid_until_ms.load(Ordering::Relaxed)
-    }
-}
-
-/// The first tick of the grid `origin + k * every` after `t` (`t` itself
-/// when `every` is zero). Lanes that trickle read on the same grid, so their
-/// reads fall due together and share a statement.
-fn next_tick(origin: Instant, t: Instant, every: Duration) -> Instant {
-    let every_ns = every.as_nanos();
-    if every_ns == 0 {
-        return t;
-    }
-    let ticks = t.saturating_duration_since(origin).as_nanos() / every_ns + 1;
-    origin + Duration::from_nanos(u64::try_from(ticks * every_ns).unwrap_or(u64::MAX))
-}
 
 /// Sleeps until `due` (forever when there is none).
 async fn sleep_until(due: Option<Instant>) {
@@ -75,22 +39,6 @@ async fn move_cursor(shared: &Shared, token: LeaseToken<'_>, to: Cursor) -> Resu
     let m = CursorMove { lane: token.lane, epoch: token.epoch, to };
     shared.cursor_moves.call(m).await.unwrap_or_else(|| Err(coalescer_gone(token.lane, false)))
 }
-
-/// The error for a request the relay's statement task no longer answers
-/// (it only stops when the relay does).
-pub(crate) fn coalescer_gone(lane: i32, read: bool) -> OutboxError {
-    let source = Arc::new(sqlx::Error::WorkerCrashed);
-    match read {
-        true => OutboxError::Fetch { lane, source },
-        false => OutboxError::Commit { lane, source },
-    }
-}
-
-/// When writers do not send the NOTIFY hint, a lane that found rows keeps
-/// looking at every tick of the grid for this many empty reads (100 ms at the
-/// default 5 ms), then backs off from `watermark_poll_interval` towards
-/// `poll_interval`.
-const QUIET_TICKS: u32 = 20;
 
 /// Everything one worker needs.
 pub(crate) struct Lane {
@@ -138,25 +86,12 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
     let mut read_cursor = lease.cursor;
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut blocked: HashMap<String, Uuid> = HashMap::new();
-    // `drained`: the last read came back short, wait for a wake-up before
-    // reading again. `halted`: a batch stopped early; send nothing more until
-    // it is resolved.
-    let (mut drained, mut halted) = (false, false);
-    // Rows wait for the watermark: poll at the short interval, doubling while
-    // nothing moves (a long transaction elsewhere must not make every lane
-    // poll hot for its whole duration).
-    let mut held_back = false;
-    let mut held_polls: u32 = 0;
-    // Empty reads since a read found rows. When writers do not notify, a lane
-    // that just found rows looks again soon and backs off towards
-    // `poll_interval` while it finds none.
-    let mut quiet_polls: u32 = u32::MAX;
+    // When to read next (`read_schedule.rs`).
+    let mut schedule = ReadSchedule::default();
+    let polling = Polling { poll: cfg.poll_interval, watermark_poll: cfg.watermark_poll_interval };
+    // Whether the lane sends (a batch stopped early; an operator must act).
+    let mut halted = Halt::No;
     let mut retry: Option<ExponentialBackoff> = None;
-    let mut backlog = false;
-    // Unless it works off a backlog, the lane reads only on ticks of the
-    // relay's `trickle_interval` grid: the first tick after it found it has
-    // something to read.
-    let mut read_due: Option<Instant> = None;
     // Sending a batch failed (or parking it could not be recorded): resume
     // after the last acked row.
     let mut must_resend = false;
@@ -178,7 +113,8 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             must_resend = false;
             in_flight.clear();
             blocked.clear();
-            (read_cursor, drained, halted) = (recorder.acked(), false, false);
+            (read_cursor, halted) = (recorder.acked(), Halt::No);
+            schedule.woken();
             shared.metrics.record_retry();
             if pause(&mut retry).await {
                 break;
@@ -205,28 +141,31 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         // Batches not yet recorded (in flight, or acked with their cursor
         // move on its way) are what a crash sends again: at most `depth`.
         let unrecorded = in_flight.len() + recorder.unrecorded();
-        let may_send = !stop.is_cancelled() && !halted && unrecorded < depth && clock.valid_for(margin);
+        let may_send =
+            !stop.is_cancelled() && halted == Halt::No && unrecorded < depth && clock.valid_for(margin);
 
         // 1. Fill the pipeline.
-        if may_send && !drained && !backlog && read_due.is_none() {
-            read_due = Some(next_tick(shared.grid, Instant::now(), cfg.trickle_interval));
-        }
-        let may_read = backlog || read_due.is_some_and(|due| Instant::now() >= due);
-        if may_send && !drained && may_read {
-            read_due = None;
+        let turn = schedule.turn(may_send, Instant::now(), shared.grid, cfg.trickle_interval);
+        if turn.read {
+            schedule.reading();
             let fetch_started = Instant::now();
             let read = shared.reads.call(LaneRead { lane: lease.lane, after: read_cursor }).await;
             let read = read.unwrap_or_else(|| Err(coalescer_gone(lease.lane, true)));
             if let Ok(batch) = &read {
                 shared.metrics.record_read(batch.rows.is_empty());
+                if batch.watermark < read_cursor.pos {
+                    // Nothing can ever commit below the watermark again, but
+                    // the cursor is above it: the database's transaction
+                    // ids started again lower (restored or moved). Rows
+                    // written now would sort behind the cursor, unread.
+                    positions_ahead(&shared, lease.lane, read_cursor, batch.watermark);
+                    halted = Halt::UntilStopped;
+                    break;
+                }
             }
             match read {
                 Ok(batch) if batch.rows.is_empty() => {
-                    drained = true;
-                    backlog = false;
-                    held_back = batch.held_back;
-                    held_polls = if held_back { held_polls.saturating_add(1) } else { 0 };
-                    quiet_polls = if held_back { 0 } else { quiet_polls.saturating_add(1) };
+                    schedule.found_nothing(batch.held_back);
                     // Idle: move the cursor up to the watermark now and then,
                     // so lag is visible and key rows below every cursor can go.
                     let idle = in_flight.is_empty() && recorder.is_idle() && read_cursor == recorder.cursor();
@@ -248,16 +187,24 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                         }
                     }
                 }
+                Ok(_) if !clock.valid_for(margin) => {
+                    // The read waited past the lease margin: another relay
+                    // may hold the lane by now. Send nothing; read again
+                    // once the lease is renewed (or stop when it is lost).
+                    tracing::warn!(lane = lease.lane, "outbox read outlived the lease margin; nothing sent");
+                    shared.metrics.record_late_read();
+                    schedule.discarded();
+                }
                 Ok(batch) => {
-                    drained = batch.rows.len() < cfg.batch_size;
-                    backlog = !drained;
-                    held_back = batch.held_back;
-                    (held_polls, quiet_polls) = (0, 0);
-                    let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked);
+                    schedule.found(batch.rows.len(), cfg.batch_size, batch.held_back);
+                    let limits = shared.topic_limits.of(&batch.rows).await;
+                    let b = InFlight::start(&publisher, Arc::new(batch.rows), &mut blocked, &limits);
                     if let Some(c) = b.sent_until() {
                         read_cursor = c;
                     }
-                    halted = b.stopped_early;
+                    if b.stopped_early {
+                        halted = Halt::UntilResolved;
+                    }
                     shared.metrics.record_fetch(fetch_started.elapsed());
                     in_flight.push_back(b);
                     continue;
@@ -269,30 +216,12 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     }
                     // With batches out there is no pause: look again after a
                     // wake-up or the long poll.
-                    (drained, held_back, quiet_polls) = (true, false, u32::MAX);
+                    schedule.failed();
                 }
             }
         }
 
-        // `watermark_poll_interval` doubled `n` times, at most `poll_interval`.
-        let doubled = |n: u32| {
-            cfg.watermark_poll_interval.saturating_mul(2u32.saturating_pow(n)).min(cfg.poll_interval)
-        };
-        let poll = if held_back {
-            // Doubling stops at 8x (40 ms by default): under a steady stream of
-            // commits some transaction is nearly always open, and a longer
-            // pause here becomes the relay's tail latency.
-            doubled(held_polls.saturating_sub(1).min(3))
-        } else if shared.notified.load(Ordering::Relaxed) {
-            cfg.poll_interval
-        } else if quiet_polls < QUIET_TICKS {
-            // Writers do not notify and this lane found rows a moment ago:
-            // look again at the next tick (reads of all lanes due at a tick
-            // share one statement).
-            Duration::ZERO
-        } else {
-            doubled(quiet_polls - QUIET_TICKS)
-        };
+        let poll = schedule.poll(shared.notified.load(Ordering::Relaxed), polling);
         // 2. Nothing in flight: wait for a wake-up, the poll interval or stop.
         let Some(front) = in_flight.front_mut() else {
             if stop.is_cancelled() {
@@ -306,31 +235,46 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
                     continue;
                 }
                 _ = wake.notified() => {}
-                _ = sleep_until(read_due), if may_send && !drained && !may_read => {}
+                _ = sleep_until(turn.tick), if turn.tick.is_some() => {}
                 _ = tokio::time::sleep(if may_send { poll } else { Duration::from_millis(50) }),
-                    if drained || !may_send => {}
+                    if schedule.drained() || !may_send => {}
                 _ = stop.cancelled() => {}
             }
-            drained = false;
+            schedule.woken();
             continue;
         };
 
-        // 3. Wait for the oldest batch, or for new rows while there is room.
+        // 3. Wait for the oldest batch, or for new rows while there is room;
+        // say so when its delivery reports take too long (`None`).
         let send_started = Instant::now();
+        let (stall_at, stall_unreported) = (front.started + cfg.stall_after, !front.stall_reported);
         let report = tokio::select! {
-            r = front.finish(&mut blocked) => r,
+            r = front.finish(&mut blocked) => Some(r),
+            _ = tokio::time::sleep_until(stall_at.into()), if stall_unreported => None,
             answer = recorder.answered() => {
                 if recorder.settle(answer, &shared, &clock)? {
                     retry = None;
                 }
                 continue;
             }
-            _ = wake.notified(), if may_send => { drained = false; continue; }
-            _ = sleep_until(read_due), if may_send && !drained && !may_read => continue,
-            _ = tokio::time::sleep(poll), if may_send && drained => { drained = false; continue; }
+            _ = wake.notified(), if may_send => { schedule.woken(); continue; }
+            _ = sleep_until(turn.tick), if turn.tick.is_some() => continue,
+            _ = tokio::time::sleep(poll), if may_send && schedule.drained() => { schedule.woken(); continue; }
             _ = stop.cancelled(), if grace_deadline.is_none() => continue,
             _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now).into()),
                 if grace_deadline.is_some() => break,
+        };
+        let Some(report) = report else {
+            if let Some(front) = in_flight.front_mut() {
+                front.stall_reported = true;
+                let waited = front.started.elapsed().as_secs();
+                let error = format!(
+                    "no delivery report for {waited} s (the broker is unreachable or refuses it with a \
+                     retriable error, which librdkafka retries without end)"
+                );
+                stalled(&shared, lease.lane, AlarmKind::Stalled, front.rows.first(), error, front.sent_at);
+            }
+            continue;
         };
         let Some(done) = in_flight.pop_front() else { continue };
         shared.metrics.record_send(send_started.elapsed());
@@ -391,7 +335,19 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
         }
         if let Some(reason) = &decision.retry {
             tracing::warn!(lane = lease.lane, %reason, "outbox publish failed; backing off");
+            // The first row the cursor did not pass is where the lane stands.
+            let stuck = done.rows.iter().find(|r| decision.advance_to.is_none_or(|to| r.cursor() > to));
+            let kind = if decision.refused { AlarmKind::TopicRefused } else { AlarmKind::Stalled };
+            stalled(&shared, lease.lane, kind, stuck, reason.clone(), Utc::now());
             must_resend = true;
+        } else if let Some(stall) = shared.metrics.alarms.clear_stall(lease.lane) {
+            let secs = (Utc::now() - stall.since).num_milliseconds() as f64 / 1000.0;
+            tracing::info!(
+                lane = lease.lane,
+                row = stall.row,
+                stalled_secs = secs,
+                "outbox lane moving again"
+            );
         }
     }
     // Record what was acked, within the grace period.
@@ -404,38 +360,75 @@ pub(crate) async fn run(shared: Arc<Shared>, lane: Lane) -> Result<(), OutboxErr
             "outbox lane stopped with acked batches unrecorded; they go out again"
         ),
     }
+    if halted == Halt::UntilStopped {
+        // Keep the lease (no other relay may take the lane and publish it
+        // wrongly) and send nothing until the relay stops.
+        stop.cancelled().await;
+    }
+    shared.metrics.alarms.clear(lease.lane);
     tracing::info!(lane = lease.lane, epoch = lease.epoch, cursor = ?recorder.cursor(), "lane stopped");
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Whether a lane sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Halt {
+    /// It sends.
+    No,
+    /// A batch stopped early; nothing more is sent until it is resolved.
+    UntilResolved,
+    /// It found something only an operator can repair: nothing is sent
+    /// until the relay stops.
+    UntilStopped,
+}
 
-    #[test]
-    fn lease_clock_runs_out_after_the_ttl() {
-        let base = Instant::now();
-        let c = LeaseClock::new(base);
-        assert!(!c.valid_for(Duration::ZERO), "not valid before the first grant");
-        c.extend(Instant::now(), Duration::from_secs(10));
-        assert!(c.valid_for(Duration::from_secs(5)));
-        assert!(!c.valid_for(Duration::from_secs(11)));
-        // An older renewal never shortens the lease.
-        c.extend(base, Duration::from_secs(1));
-        assert!(c.valid_for(Duration::from_secs(5)));
+/// Raises the alarm of a lane stuck at `row` with `error` (a stall, or a
+/// topic that refuses this client), keeping the start of one at the same
+/// row, and logs it when it is new.
+fn stalled(
+    shared: &Shared,
+    lane: i32,
+    kind: AlarmKind,
+    row: Option<&OutboxRow>,
+    error: String,
+    since: DateTime<Utc>,
+) {
+    let alarm =
+        LaneAlarm { lane, kind, row: row.map(|r| r.id), topic: row.map(|r| r.topic.clone()), error, since };
+    if shared.metrics.alarms.raise(alarm.clone()) {
+        tracing::error!(
+            lane,
+            row = alarm.row,
+            topic = alarm.topic.as_deref(),
+            error = %alarm.error,
+            since = %alarm.since,
+            kind = kind.as_str(),
+            gauge.outbox_lane_stalled = 1u64,
+            "outbox lane stalled: every later row of the lane waits behind this one"
+        );
     }
+}
 
-    #[test]
-    fn reads_fall_due_on_the_shared_grid() {
-        let origin = Instant::now();
-        let every = Duration::from_millis(5);
-        let at = |us: u64| origin + Duration::from_micros(us);
-        // Two lanes handing over at different moments of one tick read again
-        // at the same next tick.
-        assert_eq!(next_tick(origin, at(5_100), every), at(10_000));
-        assert_eq!(next_tick(origin, at(9_900), every), at(10_000));
-        // A handover exactly on a tick waits a whole interval.
-        assert_eq!(next_tick(origin, at(10_000), every), at(15_000));
-        assert_eq!(next_tick(origin, at(7_000), Duration::ZERO), at(7_000));
-    }
+/// Raises and logs the alarm of a lane whose cursor is ahead of the watermark.
+fn positions_ahead(shared: &Shared, lane: i32, cursor: Cursor, watermark: i64) {
+    let error = format!(
+        "lane {lane}: cursor position {} is ahead of the watermark {watermark}; {}",
+        cursor.pos,
+        crate::rebase::RECOVERY
+    );
+    tracing::error!(
+        lane,
+        cursor = cursor.pos,
+        watermark,
+        gauge.outbox_lane_halted = 1u64,
+        "outbox lane halted: {error}"
+    );
+    shared.metrics.alarms.raise(LaneAlarm {
+        lane,
+        kind: AlarmKind::PositionsAhead,
+        row: None,
+        topic: None,
+        error,
+        since: Utc::now(),
+    });
 }

@@ -89,6 +89,16 @@ pub fn fair_share(lanes: i64, relays: i64, max: Option<usize>) -> usize {
     max.map_or(share, |m| share.min(m))
 }
 
+/// Lanes that `relays` live relays capped at `max` lanes each cannot hold
+/// (0 when they can hold every lane, or when there is no cap). Those lanes
+/// are published by nobody.
+pub fn uncovered_lanes(lanes: i64, relays: i64, max: Option<usize>) -> i64 {
+    match max {
+        Some(m) => (lanes - relays.max(1).saturating_mul(i64::try_from(m).unwrap_or(i64::MAX))).max(0),
+        None => 0,
+    }
+}
+
 /// Takes up to `n` lanes that are free or whose lease expired.
 pub async fn acquire(
     pool: &PgPool,
@@ -241,6 +251,15 @@ pub async fn configure_lanes(pool: &PgPool, lanes: i32) -> Result<(), OutboxErro
 #[cfg(test)]
 mod tests {
     use super::fair_share;
+
+    #[test]
+    fn too_few_relays_for_the_lanes_are_counted() {
+        assert_eq!(super::uncovered_lanes(8, 2, Some(2)), 4);
+        assert_eq!(super::uncovered_lanes(8, 4, Some(2)), 0);
+        assert_eq!(super::uncovered_lanes(8, 5, Some(2)), 0);
+        assert_eq!(super::uncovered_lanes(8, 1, None), 0);
+        assert_eq!(super::uncovered_lanes(8, 0, Some(3)), 5, "at least this relay runs");
+    }
 
     #[test]
     fn fair_share_covers_every_lane() {

@@ -37,6 +37,9 @@ pub struct RelayStats {
     /// that failed; each is covered by a later write or tried again, its
     /// rows are not resent.
     pub failed_cursor_writes: u64,
+    /// Reads that came back after the lease margin had run out: their rows
+    /// were not sent (the lane reads again under a renewed lease).
+    pub late_reads: u64,
     /// Lane reads (queries for the next batch), including empty ones.
     pub reads: u64,
     /// Lane reads that found no row ready: the price of polling.
@@ -68,6 +71,7 @@ impl RelayStats {
             batches: self.batches.saturating_sub(earlier.batches),
             retries: self.retries.saturating_sub(earlier.retries),
             failed_cursor_writes: self.failed_cursor_writes.saturating_sub(earlier.failed_cursor_writes),
+            late_reads: self.late_reads.saturating_sub(earlier.late_reads),
             reads: self.reads.saturating_sub(earlier.reads),
             empty_reads: self.empty_reads.saturating_sub(earlier.empty_reads),
             read_statements: self.read_statements.saturating_sub(earlier.read_statements),
@@ -113,6 +117,7 @@ pub(crate) struct Metrics {
     batches: AtomicU64,
     retries: AtomicU64,
     failed_cursor_writes: AtomicU64,
+    late_reads: AtomicU64,
     reads: AtomicU64,
     empty_reads: AtomicU64,
     read_statements: AtomicU64,
@@ -122,6 +127,8 @@ pub(crate) struct Metrics {
     record_us: AtomicU64,
     /// Deliveries since the last drain, one per row.
     deliveries: Mutex<Vec<Delivery>>,
+    /// Lanes that do not publish, and why.
+    pub(crate) alarms: crate::alarm::Alarms,
 }
 
 impl Metrics {
@@ -181,6 +188,10 @@ impl Metrics {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn record_late_read(&self) {
+        self.late_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_failed_cursor_write(&self) {
         self.failed_cursor_writes.fetch_add(1, Ordering::Relaxed);
     }
@@ -192,6 +203,7 @@ impl Metrics {
             batches: self.batches.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             failed_cursor_writes: self.failed_cursor_writes.load(Ordering::Relaxed),
+            late_reads: self.late_reads.load(Ordering::Relaxed),
             reads: self.reads.load(Ordering::Relaxed),
             empty_reads: self.empty_reads.load(Ordering::Relaxed),
             read_statements: self.read_statements.load(Ordering::Relaxed),
@@ -245,6 +257,7 @@ pub(crate) async fn report(
             ),
             Err(e) => tracing::warn!(error = %e, "outbox metrics: could not measure the backlog"),
         }
+        metrics.alarms.report();
     }
 }
 

@@ -1,7 +1,13 @@
-//! Parked rows, for operators: list them with their reason, or discard one
-//! (which unblocks its key once no other parked row of the key remains).
-//! A parked message can be re-sent by enqueueing it again (new position,
-//! same event id) before discarding it.
+//! Parked rows, for operators: list them with their reason, re-send a key's
+//! parked rows ([`requeue_parked`]), or discard one by row id
+//! ([`discard_parked`]; its key stays blocked while other parked rows of it
+//! remain).
+//!
+//! Re-send with [`requeue_parked`], never by enqueueing a copy by hand: a
+//! copy enqueued while the key is still blocked is parked behind the
+//! original (and discarding by event id would then delete both), and a copy
+//! enqueued after discarding lets rows of the key that are still unpublished
+//! go out before it.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
@@ -57,13 +63,28 @@ pub async fn list_parked(pool: &PgPool, limit: i64) -> Result<Vec<ParkedRow>, Ou
         .map_err(OutboxError::Parked)
 }
 
-/// Discards the parked row with `event_id`; returns whether it existed.
-pub async fn discard_parked(pool: &PgPool, event_id: Uuid) -> Result<bool, OutboxError> {
-    let n = sqlx::query("DELETE FROM outbox_parked WHERE event_id = $1")
-        .bind(event_id)
+/// Discards the parked row with row id `id` (the original outbox row's id,
+/// [`ParkedRow::id`]); returns whether it existed.
+pub async fn discard_parked(pool: &PgPool, id: i64) -> Result<bool, OutboxError> {
+    let n = sqlx::query("DELETE FROM outbox_parked WHERE id = $1")
+        .bind(id)
         .execute(pool)
         .await
         .map_err(OutboxError::Parked)?
         .rows_affected();
     Ok(n > 0)
+}
+
+/// Enqueues every parked row of `key` again, in original order and behind
+/// nothing of the key that is still unpublished, and removes them from the
+/// parked rows, in one transaction (`outbox_requeue_parked`, migration
+/// 0007); safe while relays run and writers write the key. Each row keeps
+/// its event id. Returns the number of rows enqueued (0: nothing parked).
+/// Fix the cause first, or the rows are parked again.
+pub async fn requeue_parked(pool: &PgPool, key: &str) -> Result<i64, OutboxError> {
+    sqlx::query_scalar("SELECT outbox_requeue_parked($1)")
+        .bind(key)
+        .fetch_one(pool)
+        .await
+        .map_err(OutboxError::Parked)
 }

@@ -18,10 +18,10 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::coalesce::Answer;
-use crate::error::OutboxError;
-use crate::lane::{LeaseClock, coalescer_gone};
+use crate::error::{OutboxError, coalescer_gone};
+use crate::lease_clock::LeaseClock;
 use crate::metrics::Delivery;
-use crate::relay::Shared;
+use crate::shared::Shared;
 use crate::store::{Cursor, CursorMove, LeaseToken};
 
 /// A batch's outcome, to be booked once its cursor move is recorded.

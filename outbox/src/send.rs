@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::batch::RowOutcome;
 use crate::store::{Cursor, OutboxRow};
+use crate::topic_limits::record_size;
 
 /// Each sent row's index, delivery report and when the report arrived.
 type Reports = JoinHandle<Vec<(usize, Result<Delivery, PublishError>, DateTime<Utc>)>>;
@@ -44,6 +45,11 @@ pub(crate) struct InFlight {
     pub(crate) rows: Arc<Vec<OutboxRow>>,
     /// When the rows were handed to the producer.
     pub(crate) sent_at: DateTime<Utc>,
+    /// The same moment on the monotonic clock (stall detection).
+    pub(crate) started: std::time::Instant,
+    /// Whether the lane reported the batch as stalled (no delivery report
+    /// for too long) already.
+    pub(crate) stall_reported: bool,
     outcomes: Vec<RowOutcome>,
     acked_at: Vec<Option<DateTime<Utc>>>,
     fatal: bool,
@@ -51,6 +57,8 @@ pub(crate) struct InFlight {
     pub(crate) stopped_early: bool,
     /// Rows handled (sent, blocked or rejected) before any stop.
     handled: usize,
+    /// The topics' size limits the batch was checked against.
+    limits: HashMap<String, usize>,
     reports: Option<Reports>,
 }
 
@@ -71,13 +79,19 @@ fn record(row: &OutboxRow) -> Record<'_> {
 impl InFlight {
     /// Hands `rows` to `publisher` in order. `blocked` maps keys that are
     /// blocked behind a rejected row (of this or an earlier batch still in
-    /// flight) to that row's event id; rejections found now are added.
+    /// flight) to that row's event id; rejections found now, and rows the
+    /// read marked as blocked by parked rows, are added.
+    ///
+    /// A row over its topic's `max.message.bytes` (`limits`, see
+    /// `topic_limits.rs`) is rejected without being sent, so that the
+    /// broker does not refuse the produce batch around it.
     pub(crate) fn start<P: Publisher + 'static>(
         publisher: &Arc<P>,
         rows: Arc<Vec<OutboxRow>>,
         blocked: &mut HashMap<String, Uuid>,
+        limits: &HashMap<String, usize>,
     ) -> InFlight {
-        let sent_at = Utc::now();
+        let (sent_at, started) = (Utc::now(), std::time::Instant::now());
         let mut outcomes = vec![RowOutcome::NotSent; rows.len()];
         let mut acked_at = vec![None; rows.len()];
         let mut fatal = false;
@@ -88,7 +102,22 @@ impl InFlight {
 
         for (i, row) in rows.iter().enumerate() {
             if let Some(behind) = row.blocked_by.or_else(|| blocked.get(&row.key).copied()) {
+                // Until this row is parked, later batches must not send
+                // its key either, whatever their read said (the parked rows
+                // may be requeued or discarded in between).
+                blocked.entry(row.key.clone()).or_insert(behind);
                 outcomes[i] = RowOutcome::Blocked(behind);
+                handled = i + 1;
+                continue;
+            }
+            if let Some(limit) = limits.get(&row.topic)
+                && record_size(row) > *limit
+            {
+                outcomes[i] = RowOutcome::Rejected(format!(
+                    "message size too large: a record of {} bytes is over the topic's max.message.bytes ({limit})",
+                    record_size(row)
+                ));
+                blocked.insert(row.key.clone(), row.event_id);
                 handled = i + 1;
                 continue;
             }
@@ -102,25 +131,42 @@ impl InFlight {
                     outcomes[i] = RowOutcome::Delivered;
                     acked_at[i] = Some(Utc::now());
                 }
-                Poll::Ready(Err(e)) if !e.is_retriable() => {
-                    outcomes[i] = RowOutcome::Rejected(e.to_string());
-                    blocked.insert(row.key.clone(), row.event_id);
-                }
                 Poll::Ready(Err(e)) => {
                     fatal |= e.is_fatal();
-                    outcomes[i] = RowOutcome::Failed(e.to_string());
-                    stopped_early = true;
-                    break;
+                    outcomes[i] = classify(&e, row, limits);
+                    if let RowOutcome::Rejected(_) = outcomes[i] {
+                        blocked.insert(row.key.clone(), row.event_id);
+                    } else {
+                        stopped_early = true;
+                        break;
+                    }
                 }
             }
             handled = i + 1;
         }
+        let rows_limits: HashMap<String, usize> = limits
+            .iter()
+            .filter(|(t, _)| rows.iter().any(|r| &r.topic == *t))
+            .map(|(t, l)| (t.clone(), *l))
+            .collect();
         let reports: Reports =
             tokio::spawn(futures::future::join_all(pending.into_iter().map(|(i, d)| async move {
                 let report = d.await;
                 (i, report, Utc::now())
             })));
-        InFlight { rows, sent_at, outcomes, acked_at, fatal, stopped_early, handled, reports: Some(reports) }
+        InFlight {
+            rows,
+            sent_at,
+            started,
+            stall_reported: false,
+            outcomes,
+            acked_at,
+            fatal,
+            stopped_early,
+            handled,
+            limits: rows_limits,
+            reports: Some(reports),
+        }
     }
 
     /// Cursor of the last row handed over (or handled without sending); the
@@ -144,26 +190,42 @@ impl InFlight {
             };
             for (i, report, at) in reports {
                 self.acked_at[i] = Some(at);
+                let Some(row) = self.rows.get(i) else { continue };
                 self.outcomes[i] = match report {
                     Ok(_) => RowOutcome::Delivered,
-                    // Rejected by the broker after being sent: rows of its key
-                    // sent after it are out already; rows not yet sent queue
-                    // up behind it.
-                    Err(e) if !e.is_retriable() => {
-                        if let Some(row) = self.rows.get(i) {
-                            blocked.entry(row.key.clone()).or_insert(row.event_id);
-                        }
-                        RowOutcome::Rejected(e.to_string())
-                    }
                     Err(e) => {
                         self.fatal |= e.is_fatal();
-                        RowOutcome::Failed(e.to_string())
+                        let outcome = classify(&e, row, &self.limits);
+                        if let RowOutcome::Rejected(_) = outcome {
+                            // Rejected by the broker after being sent: rows of
+                            // its key sent after it are out already; rows not
+                            // yet sent queue up behind it.
+                            blocked.entry(row.key.clone()).or_insert(row.event_id);
+                        }
+                        outcome
                     }
                 };
             }
             self.reports = None;
         }
         SendReport { outcomes: self.outcomes.clone(), acked_at: self.acked_at.clone(), fatal: self.fatal }
+    }
+}
+
+/// What a publish error means for `row`:
+/// * the topic refuses this client (not authorised, unknown): `Refused`,
+///   sent again after a backoff, never parked (the lane raises an alarm);
+/// * too large, but the row itself is within the topic's known limit: its
+///   produce batch was refused as a whole — `Failed`, sent again;
+/// * otherwise permanent: `Rejected` (parked); retriable: `Failed`.
+fn classify(e: &PublishError, row: &OutboxRow, limits: &HashMap<String, usize>) -> RowOutcome {
+    match e {
+        PublishError::TopicRefused { .. } => RowOutcome::Refused(e.to_string()),
+        PublishError::TooLarge { .. } if limits.get(&row.topic).is_some_and(|l| record_size(row) <= *l) => {
+            RowOutcome::Failed(format!("refused with its produce batch, sending again: {e}"))
+        }
+        _ if !e.is_retriable() => RowOutcome::Rejected(e.to_string()),
+        _ => RowOutcome::Failed(e.to_string()),
     }
 }
 
@@ -182,7 +244,7 @@ impl Drop for InFlight {
 #[cfg(test)]
 pub(crate) async fn send_batch<P: Publisher + 'static>(publisher: &Arc<P>, rows: &[OutboxRow]) -> SendReport {
     let mut blocked = HashMap::new();
-    let mut b = InFlight::start(publisher, Arc::new(rows.to_vec()), &mut blocked);
+    let mut b = InFlight::start(publisher, Arc::new(rows.to_vec()), &mut blocked, &HashMap::new());
     b.finish(&mut blocked).await
 }
 
@@ -285,8 +347,8 @@ mod tests {
         let mut blocked = HashMap::new();
         let first = Arc::new(vec![row(1, "a", b"big"), row(2, "b", b"1")]);
         let second = Arc::new(vec![row(3, "a", b"2"), row(4, "b", b"3")]);
-        let mut b1 = InFlight::start(&p, first.clone(), &mut blocked);
-        let mut b2 = InFlight::start(&p, second.clone(), &mut blocked);
+        let mut b1 = InFlight::start(&p, first.clone(), &mut blocked, &HashMap::new());
+        let mut b2 = InFlight::start(&p, second.clone(), &mut blocked, &HashMap::new());
         assert_eq!(b1.sent_until(), Some(first[1].cursor()));
         assert_eq!(b2.sent_until(), Some(second[1].cursor()));
         let r2 = b2.finish(&mut blocked).await;
@@ -296,15 +358,38 @@ mod tests {
         assert_eq!(*p.sent.lock().expect("lock"), vec![b"1".to_vec(), b"3".to_vec()]);
     }
 
+    /// A row read as blocked (its key has parked rows) blocks its key for the
+    /// later batches in the pipeline too: if the parked rows are requeued or
+    /// discarded before it is parked, a later batch reads the key unblocked,
+    /// and must not send a later row ahead of it.
+    #[tokio::test]
+    async fn a_row_read_as_blocked_blocks_its_key_for_later_batches_in_flight() {
+        let p = Arc::new(Scripted::default());
+        let mut blocked = HashMap::new();
+        let behind = Uuid::from_u128(99);
+        let mut first = row(1, "a", b"1");
+        first.blocked_by = Some(behind);
+        let first = Arc::new(vec![first, row(2, "b", b"2")]);
+        // Read after the parked rows went: not marked blocked by the read.
+        let second = Arc::new(vec![row(3, "a", b"3"), row(4, "b", b"4")]);
+        let mut b1 = InFlight::start(&p, first, &mut blocked, &HashMap::new());
+        let mut b2 = InFlight::start(&p, second, &mut blocked, &HashMap::new());
+        let r1 = b1.finish(&mut blocked).await;
+        let r2 = b2.finish(&mut blocked).await;
+        assert_eq!(r1.outcomes, vec![RowOutcome::Blocked(behind), RowOutcome::Delivered]);
+        assert_eq!(r2.outcomes, vec![RowOutcome::Blocked(behind), RowOutcome::Delivered]);
+        assert_eq!(*p.sent.lock().expect("lock"), vec![b"2".to_vec(), b"4".to_vec()]);
+    }
+
     #[tokio::test]
     async fn sending_stops_at_a_transient_failure_and_says_where() {
         let p = Arc::new(Scripted::default());
         let rows = Arc::new(vec![row(1, "a", b"1"), row(2, "b", b"full"), row(3, "c", b"3")]);
-        let b = InFlight::start(&p, rows.clone(), &mut HashMap::new());
+        let b = InFlight::start(&p, rows.clone(), &mut HashMap::new(), &HashMap::new());
         assert!(b.stopped_early);
         assert_eq!(b.sent_until(), Some(rows[0].cursor()));
         let rows = Arc::new(vec![row(1, "a", b"full")]);
-        assert_eq!(InFlight::start(&p, rows, &mut HashMap::new()).sent_until(), None);
+        assert_eq!(InFlight::start(&p, rows, &mut HashMap::new(), &HashMap::new()).sent_until(), None);
     }
 
     #[tokio::test]

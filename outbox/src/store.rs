@@ -208,6 +208,12 @@ pub async fn commit(
         return made(&moved, &m);
     }
     let mut tx = pool.begin().await.map_err(err)?;
+    // The lane row first: `outbox_requeue_parked` (0007) takes it before it
+    // moves a key's rows, so a parking either commits before it (and its
+    // rows are moved) or runs after it and finds the moved rows gone.
+    let moved = advance(&mut *tx, lease.owner, &[m], lease_ms).await.map_err(err)?;
+    // On `Err`, dropping `tx` writes nothing.
+    made(&moved, &m)?;
     for p in parked {
         sqlx::query(PARK)
             .bind(p.id)
@@ -219,9 +225,6 @@ pub async fn commit(
             .await
             .map_err(err)?;
     }
-    let moved = advance(&mut *tx, lease.owner, &[m], lease_ms).await.map_err(err)?;
-    // On `Err`, dropping `tx` rolls the parked rows back too.
-    made(&moved, &m)?;
     tx.commit().await.map_err(err)
 }
 
@@ -259,6 +262,7 @@ UPDATE outbox_lanes l
 SET cursor_pos = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN h.pos ELSE l.cursor_pos END,
     cursor_id = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN h.id ELSE l.cursor_id END,
     advanced_at = CASE WHEN (l.cursor_pos, l.cursor_id) <= (h.pos, h.id) THEN now() ELSE l.advanced_at END,
+    high_id = GREATEST(l.high_id, h.id),
     lease_until = GREATEST(l.lease_until, now() + $6 * interval '1 millisecond')
 FROM held h
 WHERE l.lane = h.lane

@@ -45,6 +45,18 @@ impl KafkaPublisher {
     pub fn fatal_error(&self) -> Option<String> {
         self.producer.client().fatal_error().map(|(code, reason)| format!("{code:?}: {reason}"))
     }
+
+    /// Classifies `err`; a fatal error carries librdkafka's underlying reason
+    /// (e.g. the authorisation failure that made the producer fatal).
+    fn error(&self, err: &rdkafka::error::KafkaError) -> PublishError {
+        match PublishError::from_kafka(err) {
+            PublishError::ProducerFatal(what) => match self.fatal_error() {
+                Some(why) => PublishError::ProducerFatal(format!("{what} ({why})")),
+                None => PublishError::ProducerFatal(what),
+            },
+            other => other,
+        }
+    }
 }
 
 impl Publisher for KafkaPublisher {
@@ -65,11 +77,11 @@ impl Publisher for KafkaPublisher {
         if let Some(p) = record.payload {
             fr = fr.payload(p);
         }
-        let queued = self.producer.send_result(fr).map_err(|(e, _)| PublishError::from_kafka(&e));
+        let queued = self.producer.send_result(fr).map_err(|(e, _)| self.error(&e));
         async move {
             match queued?.await {
                 Ok(Ok(d)) => Ok(Delivery { partition: d.partition, offset: d.offset }),
-                Ok(Err((e, _))) => Err(PublishError::from_kafka(&e)),
+                Ok(Err((e, _))) => Err(self.error(&e)),
                 Err(_canceled) => Err(PublishError::Canceled),
             }
         }

@@ -5,10 +5,17 @@
 pub(crate) mod support;
 
 mod basics;
+mod cleanup;
 mod faults;
 mod gap;
+mod handback;
 mod kill9;
 mod lanes;
+mod lease;
 mod notify;
 mod order;
+mod parked;
+mod rebase;
+mod refusals;
+mod stall;
 mod trickle;

@@ -42,6 +42,13 @@ pub(crate) fn init_tracing() {
         .try_init();
 }
 
+impl Setup {
+    /// Rows not yet published (or parked).
+    pub(crate) async fn pool_backlog(&self) -> anyhow::Result<i64> {
+        Ok(outbox::store::backlog(&self.pool).await?.rows)
+    }
+}
+
 pub(crate) async fn setup(partitions: i32) -> anyhow::Result<Setup> {
     init_tracing();
     let env = testkit::Environment::start().await.context("start containers")?;
@@ -404,4 +411,24 @@ impl Writers {
         }
         Ok(expected)
     }
+}
+
+/// Sets topic configs (e.g. `max.message.bytes`) on the broker; waits a
+/// moment for the brokers to apply them.
+pub(crate) async fn alter_topic(
+    bootstrap: &str,
+    topic: &str,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        testkit::external::client_config(bootstrap).create().context("create admin client")?;
+    let change =
+        configs.iter().fold(AlterConfig::new(ResourceSpecifier::Topic(topic)), |c, (k, v)| c.set(k, v));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin.alter_configs([&change], &opts).await.context("alter topic configs")? {
+        r.map_err(|(what, e)| anyhow::anyhow!("alter {what:?}: {e}"))?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
 }
