@@ -58,62 +58,73 @@ fn order(sku: &str, quantity: i32, unit_price_minor: i64) -> ValidOrder {
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-#[tokio::test]
-async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<()> {
-    let _telemetry = telemetry::init("saga-end-to-end")?;
-    let env = testkit::Environment::start().await?;
-    env.broker.create_system_topics(3).await?;
-    let bootstrap = env.broker.bootstrap_servers().to_owned();
+/// The whole system on one broker and one PostgreSQL server: four
+/// databases (migrated, inventory seeded with `stock`), the four relays,
+/// the inventory, payment and verdict consumers and the orchestrator, each
+/// on its own task until `stop`.
+struct System {
+    orders: PgPool,
+    inventory: PgPool,
+    payment: PgPool,
+    orchestrator: PgPool,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
 
-    let orders = database(&env).await?;
-    let inventory = database(&env).await?;
-    let payment = database(&env).await?;
-    let orchestrator = database(&env).await?;
-    order_service::migrate(&orders).await?;
-    inventory_service::migrate(&inventory).await?;
-    payment_service::migrate(&payment).await?;
-    saga_orchestrator::migrate(&orchestrator).await?;
-    let mut conn = inventory.acquire().await?;
-    inventory_service::seed::seed_stock(&mut conn, &[("SKU-A".into(), 10), ("SKU-B".into(), 1)]).await?;
-    drop(conn);
+impl System {
+    async fn start(env: &testkit::Environment, stock: &[(&str, i64)]) -> anyhow::Result<System> {
+        env.broker.create_system_topics(3).await?;
+        let bootstrap = env.broker.bootstrap_servers().to_owned();
+        let orders = database(env).await?;
+        let inventory = database(env).await?;
+        let payment = database(env).await?;
+        let orchestrator = database(env).await?;
+        order_service::migrate(&orders).await?;
+        inventory_service::migrate(&inventory).await?;
+        payment_service::migrate(&payment).await?;
+        saga_orchestrator::migrate(&orchestrator).await?;
+        let mut conn = inventory.acquire().await?;
+        let seed: Vec<(String, i64)> = stock.iter().map(|(s, q)| ((*s).to_owned(), *q)).collect();
+        inventory_service::seed::seed_stock(&mut conn, &seed).await?;
+        drop(conn);
 
-    let stop = CancellationToken::new();
-    let mut tasks = Vec::new();
-    for (name, pool) in [
-        ("orders", &orders),
-        ("inventory", &inventory),
-        ("payment", &payment),
-        ("orchestrator", &orchestrator),
-    ] {
-        let relay = OutboxRelay::new(
-            pool.clone(),
-            testkit::external::producer_config(&bootstrap),
-            relay_config(name),
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        for (name, pool) in [
+            ("orders", &orders),
+            ("inventory", &inventory),
+            ("payment", &payment),
+            ("orchestrator", &orchestrator),
+        ] {
+            let relay = OutboxRelay::new(
+                pool.clone(),
+                testkit::external::producer_config(&bootstrap),
+                relay_config(name),
+            )?;
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move { relay.run(stop).await.map_err(anyhow::Error::from) }));
+        }
+        let inventory_consumer = Consumer::new(
+            consumer_config(&bootstrap, "inventory-service", events::topics::INVENTORY_COMMANDS),
+            inventory.clone(),
+            inventory_service::InventoryHandler,
         )?;
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move { relay.run(stop).await.map_err(anyhow::Error::from) }));
-    }
-    let inventory_consumer = Consumer::new(
-        consumer_config(&bootstrap, "inventory-service", events::topics::INVENTORY_COMMANDS),
-        inventory.clone(),
-        inventory_service::InventoryHandler,
-    )?;
-    let payment_consumer = Consumer::new(
-        consumer_config(&bootstrap, "payment-service", events::topics::PAYMENT_COMMANDS),
-        payment.clone(),
-        payment_service::PaymentHandler { max_amount_minor: 5_000 },
-    )?;
-    let verdicts = Consumer::new(
-        consumer_config(&bootstrap, "order-service", events::topics::ORDER_EVENTS),
-        orders.clone(),
-        order_service::outcome::OutcomeHandler,
-    )?;
-    let saga = saga_orchestrator::Orchestrator::new(orchestrator.clone(), {
-        let mut config = saga_orchestrator::OrchestratorConfig::new(bootstrap.clone(), "saga-orchestrator");
-        config.consumer.connection = testkit::external::client_properties();
-        config
-    })?;
-    {
+        let payment_consumer = Consumer::new(
+            consumer_config(&bootstrap, "payment-service", events::topics::PAYMENT_COMMANDS),
+            payment.clone(),
+            payment_service::PaymentHandler { max_amount_minor: 5_000 },
+        )?;
+        let verdicts = Consumer::new(
+            consumer_config(&bootstrap, "order-service", events::topics::ORDER_EVENTS),
+            orders.clone(),
+            order_service::outcome::OutcomeHandler,
+        )?;
+        let saga = saga_orchestrator::Orchestrator::new(orchestrator.clone(), {
+            let mut config =
+                saga_orchestrator::OrchestratorConfig::new(bootstrap.clone(), "saga-orchestrator");
+            config.consumer.connection = testkit::external::client_properties();
+            config
+        })?;
         let s = stop.clone();
         tasks.push(tokio::spawn(async move { inventory_consumer.run(s).await.map_err(anyhow::Error::from) }));
         let s = stop.clone();
@@ -122,7 +133,51 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
         tasks.push(tokio::spawn(async move { verdicts.run(s).await.map_err(anyhow::Error::from) }));
         let s = stop.clone();
         tasks.push(tokio::spawn(async move { saga.run(s).await.map_err(anyhow::Error::from) }));
+        Ok(System { orders, inventory, payment, orchestrator, stop, tasks })
     }
+
+    /// Waits until none of `ids` is PENDING; their (status, reason).
+    async fn verdicts(
+        &self,
+        ids: &[Uuid],
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<(String, Option<String>)>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut statuses = Vec::new();
+            for id in ids {
+                let view =
+                    order_service::store::get_order(&self.orders, *id).await?.context("order vanished")?;
+                statuses.push((view.status, view.reason));
+            }
+            if statuses.iter().all(|(s, _)| s != "PENDING") {
+                return Ok(statuses);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "sagas still pending after {timeout:?}: {statuses:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        for t in self.tasks {
+            t.await.context("task panicked")??;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("saga-end-to-end")?;
+    let env = testkit::Environment::start().await?;
+    let system = System::start(&env, &[("SKU-A", 10), ("SKU-B", 1)]).await?;
+    let (orders, inventory, payment, orchestrator) = (
+        system.orders.clone(),
+        system.inventory.clone(),
+        system.payment.clone(),
+        system.orchestrator.clone(),
+    );
 
     // The caller's trace, as an HTTP request would bring it.
     let request = tracing::info_span!("request");
@@ -138,19 +193,7 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
     .await?;
     let ids = [approved.order_id, no_stock.order_id, declined.order_id];
 
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let statuses = loop {
-        let mut statuses = Vec::new();
-        for id in ids {
-            let view = order_service::store::get_order(&orders, id).await?.context("order vanished")?;
-            statuses.push((view.status, view.reason));
-        }
-        if statuses.iter().all(|(s, _)| s != "PENDING") {
-            break statuses;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "sagas still pending after 180 s: {statuses:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let statuses = system.verdicts(&ids, Duration::from_secs(180)).await?;
     assert_eq!(statuses[0].0, "APPROVED", "{statuses:?}");
     assert_eq!(statuses[1].0, "REJECTED", "{statuses:?}");
     assert!(statuses[1].1.as_deref().unwrap_or("").contains("SKU-B"), "{statuses:?}");
@@ -202,9 +245,44 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
         }
     }
 
-    stop.cancel();
-    for t in tasks {
-        t.await.context("task panicked")??;
+    system.stop().await
+}
+
+/// Twenty orders at once for the last unit of a SKU, through the whole
+/// system with the consumers batching: exactly one is approved, the stock
+/// ends at zero with nothing held, and no saga is left pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_orders_for_the_last_unit_approve_exactly_one() -> anyhow::Result<()> {
+    let env = testkit::Environment::start().await?;
+    let system = System::start(&env, &[("SKU-LAST", 1)]).await?;
+    let placing = (0..20).map(|_| {
+        let pool = system.orders.clone();
+        tokio::spawn(
+            async move { order_service::store::place_order(&pool, order("SKU-LAST", 1, 1_000)).await },
+        )
+    });
+    let mut ids = Vec::new();
+    for placed in futures::future::join_all(placing).await {
+        ids.push(placed.context("placing panicked")??.order_id);
     }
-    Ok(())
+    let statuses = system.verdicts(&ids, Duration::from_secs(180)).await?;
+    let approved = statuses.iter().filter(|(s, _)| s == "APPROVED").count();
+    assert_eq!(approved, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .filter(|(s, _)| s != "APPROVED")
+            .all(|(s, r)| s == "REJECTED" && r.as_deref().unwrap_or("").contains("SKU-LAST")),
+        "the others are rejected for the stock: {statuses:?}"
+    );
+    let stock: (i64, i64) =
+        sqlx::query_as("SELECT on_hand::bigint, reserved::bigint FROM stock WHERE sku = 'SKU-LAST'")
+            .fetch_one(&system.inventory)
+            .await?;
+    assert_eq!(stock, (0, 0), "the unit left, nothing is held");
+    let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'AUTHORIZED'")
+        .fetch_one(&system.payment)
+        .await?;
+    assert_eq!(payments, 1, "only the approved order was authorized");
+    system.stop().await
 }
