@@ -11,31 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use consumers::{Consumer, ConsumerConfig};
-use events::messages::order::OrderLine;
-use order_service::request::ValidOrder;
-use outbox::{OutboxRelay, RelayConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const PARTITIONS: i32 = 3;
+use super::system::{PARTITIONS, System, order};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn order(sku: &str, quantity: i32, unit_price_minor: i64) -> ValidOrder {
-    ValidOrder {
-        customer_id: Uuid::new_v4(),
-        currency: "EUR".into(),
-        lines: vec![OrderLine { sku: sku.into(), quantity, unit_price_minor }],
-        total_minor: i64::from(quantity) * unit_price_minor,
-        channel: "test".into(),
-    }
 }
 
 /// Waits until `topics` hold at least `at_least` records, then writes every
@@ -94,95 +78,20 @@ fn dump(bootstrap: &str, topics: &[&str], dir: &Path, at_least: i64) -> anyhow::
 #[tokio::test]
 async fn fastavro_decodes_every_record_of_a_saga_run() -> anyhow::Result<()> {
     let env = testkit::Environment::start().await?;
-    env.broker.create_system_topics(PARTITIONS).await?;
+    let system = System::start(&env, &[("SKU-A", 10), ("SKU-B", 1)]).await?;
     let bootstrap = env.broker.bootstrap_servers().to_owned();
-    let mut pools = Vec::new();
-    for _ in 0..4 {
-        pools.push(PgPool::connect(&env.postgres.fresh_database().await?).await?);
-    }
-    let [orders, inventory, payment, orchestrator] = <[PgPool; 4]>::try_from(pools).expect("four pools");
-    order_service::migrate(&orders).await?;
-    inventory_service::migrate(&inventory).await?;
-    payment_service::migrate(&payment).await?;
-    saga_orchestrator::migrate(&orchestrator).await?;
-    let mut conn = inventory.acquire().await?;
-    inventory_service::seed::seed_stock(&mut conn, &[("SKU-A".into(), 10), ("SKU-B".into(), 1)]).await?;
-    drop(conn);
-
-    let stop = CancellationToken::new();
-    let mut tasks = Vec::new();
-    for (name, pool) in [
-        ("orders", &orders),
-        ("inventory", &inventory),
-        ("payment", &payment),
-        ("orchestrator", &orchestrator),
-    ] {
-        let config = RelayConfig {
-            relay_id: format!("{name}-relay"),
-            poll_interval: Duration::from_millis(200),
-            lease_ttl: Duration::from_secs(5),
-            cleanup_interval: Duration::ZERO,
-            ..Default::default()
-        };
-        let relay = OutboxRelay::new(pool.clone(), testkit::external::producer_config(&bootstrap), config)?;
-        let s = stop.clone();
-        tasks.push(tokio::spawn(async move { relay.run(s).await.map_err(anyhow::Error::from) }));
-    }
-    let consumer_config = |group: &str, topic: &str| ConsumerConfig {
-        connection: testkit::external::client_properties(),
-        ..ConsumerConfig::new(&bootstrap, group, &[topic])
-    };
-    let inventory_consumer = Consumer::new(
-        consumer_config("inventory-service", events::topics::INVENTORY_COMMANDS),
-        inventory.clone(),
-        inventory_service::InventoryHandler,
-    )?;
-    let payment_consumer = Consumer::new(
-        consumer_config("payment-service", events::topics::PAYMENT_COMMANDS),
-        payment.clone(),
-        payment_service::PaymentHandler { max_amount_minor: 5_000 },
-    )?;
-    let verdicts = Consumer::new(
-        consumer_config("order-service", events::topics::ORDER_EVENTS),
-        orders.clone(),
-        order_service::outcome::OutcomeHandler,
-    )?;
-    let saga = saga_orchestrator::Orchestrator::new(orchestrator.clone(), {
-        let mut config = saga_orchestrator::OrchestratorConfig::new(bootstrap.clone(), "saga-orchestrator");
-        config.consumer.connection = testkit::external::client_properties();
-        config
-    })?;
-    let s = stop.clone();
-    tasks.push(tokio::spawn(async move { inventory_consumer.run(s).await.map_err(anyhow::Error::from) }));
-    let s = stop.clone();
-    tasks.push(tokio::spawn(async move { payment_consumer.run(s).await.map_err(anyhow::Error::from) }));
-    let s = stop.clone();
-    tasks.push(tokio::spawn(async move { verdicts.run(s).await.map_err(anyhow::Error::from) }));
-    let s = stop.clone();
-    tasks.push(tokio::spawn(async move { saga.run(s).await.map_err(anyhow::Error::from) }));
 
     // The three roads: approved, no stock, payment declined (compensated).
     let mut ids = Vec::new();
     for o in [order("SKU-A", 2, 1_000), order("SKU-B", 5, 100), order("SKU-A", 1, 9_000)] {
-        ids.push(order_service::store::place_order(&orders, o).await?.order_id);
+        ids.push(order_service::store::place_order(&system.orders, o).await?.order_id);
     }
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let mut statuses = Vec::new();
-        for id in &ids {
-            statuses
-                .push(order_service::store::get_order(&orders, *id).await?.context("order vanished")?.status);
-        }
-        if statuses.iter().all(|s| s != "PENDING") {
-            assert_eq!(statuses, ["APPROVED", "REJECTED", "REJECTED"]);
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "sagas still pending after 180 s: {statuses:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let statuses: Vec<String> =
+        system.verdicts(&ids, Duration::from_secs(180)).await?.into_iter().map(|(s, _)| s).collect();
+    assert_eq!(statuses, ["APPROVED", "REJECTED", "REJECTED"]);
     // Every outbox row ends up on a topic (the relays keep running while we wait).
     let mut outbox_rows = 0i64;
-    for pool in [&orders, &inventory, &payment, &orchestrator] {
+    for pool in [&system.orders, &system.inventory, &system.payment, &system.orchestrator] {
         outbox_rows += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox").fetch_one(pool).await?;
     }
     let dir = tempfile_dir()?;
@@ -201,10 +110,7 @@ async fn fastavro_decodes_every_record_of_a_saga_run() -> anyhow::Result<()> {
         records >= 20 && records as i64 >= outbox_rows,
         "{records} records for {outbox_rows} outbox rows"
     );
-    stop.cancel();
-    for t in tasks {
-        t.await.context("task panicked")??;
-    }
+    system.stop().await?;
 
     let out = std::process::Command::new("python3")
         .arg(repo().join("scripts/avro-read.py"))

@@ -13,3 +13,4 @@ mod outbox_relay;
 mod saga;
 mod secure;
 mod smoke;
+mod system;
