@@ -36,7 +36,7 @@ impl Handler for InventoryHandler {
     ) -> Result<(), HandlerError> {
         let span = tracing::info_span!("inventory", message_type = %message.envelope.message_type,
             order_id = %message.envelope.aggregate_id);
-        apply(message, Locks::Take, tx).instrument(span).await
+        async { apply(message, &Command::decode(message)?, Locks::Take, tx).await }.instrument(span).await
     }
 
     /// A batch of commands in one transaction: first the orders' advisory
@@ -50,21 +50,18 @@ impl Handler for InventoryHandler {
         messages: &[&InboundMessage],
         tx: &mut Transaction<'_, Postgres>,
     ) -> Result<(), HandlerError> {
+        let commands = messages.iter().map(|m| Command::decode(m)).collect::<Result<Vec<_>, _>>()?;
         let mut skus = BTreeSet::new();
         let mut held = Vec::new();
-        for m in messages {
-            if m.is::<ReserveInventory>() {
-                let cmd: ReserveInventory = m.decode()?;
-                skus.extend(cmd.lines.into_iter().map(|l| l.sku));
-            } else if m.is::<ReleaseInventory>() {
-                held.push(m.decode::<ReleaseInventory>()?.order_id);
-            } else if m.is::<CommitInventory>() {
-                held.push(m.decode::<CommitInventory>()?.order_id);
+        for command in &commands {
+            match command {
+                Command::Reserve(cmd) => skus.extend(cmd.lines.iter().map(|l| l.sku.clone())),
+                Command::Release(_) | Command::Commit(_) => held.push(command.order_id()),
             }
         }
         // The orders first (what they hold cannot change under us then),
         // then every stock row: one statement each, in a fixed order.
-        let orders: Vec<_> = messages.iter().filter_map(|m| order_of(m)).collect();
+        let orders: Vec<_> = commands.iter().map(Command::order_id).collect();
         stock::lock_orders(tx, &orders).await?;
         if !held.is_empty() {
             skus.extend(stock::held_skus(tx, &held).await?);
@@ -72,52 +69,70 @@ impl Handler for InventoryHandler {
         if !skus.is_empty() {
             stock::lock_stock(tx, &skus).await?;
         }
-        for m in messages {
-            apply(m, Locks::Held, tx).instrument(m.span()).await?;
+        for (m, command) in messages.iter().zip(&commands) {
+            apply(m, command, Locks::Held, tx).instrument(m.span()).await?;
         }
         Ok(())
     }
 }
 
+/// An inventory command, decoded.
+enum Command {
+    Reserve(ReserveInventory),
+    Release(ReleaseInventory),
+    Commit(CommitInventory),
+}
+
+impl Command {
+    fn decode(m: &InboundMessage) -> Result<Self, HandlerError> {
+        if m.is::<ReserveInventory>() {
+            Ok(Command::Reserve(m.decode()?))
+        } else if m.is::<ReleaseInventory>() {
+            Ok(Command::Release(m.decode()?))
+        } else if m.is::<CommitInventory>() {
+            Ok(Command::Commit(m.decode()?))
+        } else {
+            Err(HandlerError::unknown_type(m))
+        }
+    }
+
+    fn order_id(&self) -> uuid::Uuid {
+        match self {
+            Command::Reserve(c) => c.order_id,
+            Command::Release(c) => c.order_id,
+            Command::Commit(c) => c.order_id,
+        }
+    }
+}
+
 /// Whether a command takes its locks itself, or runs in a batch that took
-/// them all up front (the order's advisory lock, the stock rows).
+/// them all up front (the orders' advisory locks, the stock rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Locks {
     Take,
     Held,
 }
 
-/// The order a command is about, from its envelope (the aggregate id).
-fn order_of(m: &InboundMessage) -> Option<uuid::Uuid> {
-    m.envelope.aggregate_id.parse().ok()
-}
-
 async fn apply(
     m: &InboundMessage,
+    command: &Command,
     locks: Locks,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(), HandlerError> {
-    if m.is::<ReserveInventory>() {
-        reserve(m, &m.decode()?, locks, tx).await
-    } else if m.is::<ReleaseInventory>() {
-        release(m, &m.decode()?, locks, tx).await
-    } else if m.is::<CommitInventory>() {
-        commit(m, &m.decode()?, locks, tx).await
-    } else {
-        Err(HandlerError::unknown_type(m))
+    match command {
+        Command::Reserve(cmd) => reserve(m, cmd, locks, tx).await,
+        Command::Release(cmd) => release(m, cmd, locks, tx).await,
+        Command::Commit(cmd) => commit(m, cmd, locks, tx).await,
     }
 }
 
-/// The order's lock, unless the batch holds it already. A command whose
-/// envelope names another order than its body (a malformed command) takes
-/// its own lock anyway.
+/// The order's advisory lock, unless the batch holds it already.
 async fn lock_order(
-    m: &InboundMessage,
     order_id: uuid::Uuid,
     locks: Locks,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(), HandlerError> {
-    if locks == Locks::Take || order_of(m) != Some(order_id) {
+    if locks == Locks::Take {
         stock::lock_order(tx, order_id).await?;
     }
     Ok(())
@@ -130,7 +145,7 @@ async fn reserve(
     locks: Locks,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(), HandlerError> {
-    lock_order(m, cmd.order_id, locks, tx).await?;
+    lock_order(cmd.order_id, locks, tx).await?;
     if let Some(existing) = stock::find_reservation(tx, cmd.order_id).await? {
         tracing::info!(status = existing.status.as_str(), "reservation exists; answering as before");
         return match existing.status {
@@ -198,7 +213,7 @@ async fn release(
     locks: Locks,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(), HandlerError> {
-    lock_order(m, cmd.order_id, locks, tx).await?;
+    lock_order(cmd.order_id, locks, tx).await?;
     match stock::find_reservation(tx, cmd.order_id).await? {
         None => {
             let tombstone = Reservation {
@@ -237,7 +252,7 @@ async fn commit(
     locks: Locks,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(), HandlerError> {
-    lock_order(m, cmd.order_id, locks, tx).await?;
+    lock_order(cmd.order_id, locks, tx).await?;
     match stock::find_reservation(tx, cmd.order_id).await? {
         Some(r) if r.status == Status::Reserved => {
             let held = stock::totals(&r.lines);
