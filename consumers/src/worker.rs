@@ -106,7 +106,6 @@ struct ExitReport {
 
 impl Drop for ExitReport {
     fn drop(&mut self) {
-        let tp = std::mem::take(&mut self.tp.0);
-        let _ = self.reports.send(Report::Exited { tp: (tp, self.tp.1), generation: self.generation });
+        let _ = self.reports.send(Report::Exited { tp: self.tp.clone(), generation: self.generation });
     }
 }
