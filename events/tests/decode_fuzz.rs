@@ -12,6 +12,9 @@ use events::messages::{inventory::*, order::*, payment::*};
 use proptest::prelude::*;
 use uuid::Uuid;
 
+mod mutation;
+use mutation::{apply, mutation};
+
 /// Decodes `bytes` as every message type and as JSON; returns how many
 /// attempts succeeded. Any panic fails the property.
 fn decode_everything(bytes: &[u8]) -> usize {
@@ -126,55 +129,6 @@ fn varint(n: i64) -> Vec<u8> {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip { at: usize, mask: u8 },
-    Set { at: usize, byte: u8 },
-    Insert { at: usize, bytes: Vec<u8> },
-    Remove { at: usize, len: usize },
-    Truncate { at: usize },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<usize>(), 1u8..=255).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        (any::<usize>(), prop_oneof![Just(0x00u8), Just(0x7f), Just(0x80), Just(0xff), any::<u8>()])
-            .prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..12))
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        (any::<usize>(), 1usize..8).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
-    let n = bytes.len().max(1);
-    match m {
-        Mutation::Flip { at, mask } => {
-            if let Some(b) = bytes.get_mut(at % n) {
-                *b ^= mask;
-            }
-        }
-        Mutation::Set { at, byte } => {
-            if let Some(b) = bytes.get_mut(at % n) {
-                *b = *byte;
-            }
-        }
-        Mutation::Insert { at, bytes: ins } => {
-            let at = at % (bytes.len() + 1);
-            bytes.splice(at..at, ins.iter().copied());
-        }
-        Mutation::Remove { at, len } => {
-            let at = at % n;
-            let end = (at + len).min(bytes.len());
-            if at < end {
-                bytes.drain(at..end);
-            }
-        }
-        Mutation::Truncate { at } => bytes.truncate(at % n),
-    }
-}
-
 /// 1024 cases per property unless `PROPTEST_CASES` says otherwise.
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig::default();
@@ -208,7 +162,7 @@ proptest! {
     #[test]
     fn mutated_valid_payloads_never_panic(
         which in any::<prop::sample::Index>(),
-        mutations in prop::collection::vec(mutation(), 1..4),
+        mutations in prop::collection::vec(mutation(12, 8), 1..4),
     ) {
         static SAMPLES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
         let samples = SAMPLES.get_or_init(valid_payloads);

@@ -20,6 +20,9 @@ use events::messages::{inventory::*, order::*, payment::*};
 use proptest::prelude::*;
 use uuid::Uuid;
 
+mod mutation;
+use mutation::{apply, mutation};
+
 fn uuid() -> impl Strategy<Value = Uuid> {
     any::<u128>().prop_map(Uuid::from_u128)
 }
@@ -138,56 +141,6 @@ prop_compose! {
     }
 }
 
-/// Byte edits: flip, overwrite, insert, remove, truncate.
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip { at: usize, mask: u8 },
-    Set { at: usize, byte: u8 },
-    Insert { at: usize, bytes: Vec<u8> },
-    Remove { at: usize, len: usize },
-    Truncate { at: usize },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<usize>(), 1u8..=255).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        (any::<usize>(), prop_oneof![Just(0x00u8), Just(0x7f), Just(0x80), Just(0xff), any::<u8>()])
-            .prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..8))
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        (any::<usize>(), 1usize..6).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
-    let n = bytes.len().max(1);
-    match m {
-        Mutation::Flip { at, mask } => {
-            if let Some(b) = bytes.get_mut(at % n) {
-                *b ^= mask;
-            }
-        }
-        Mutation::Set { at, byte } => {
-            if let Some(b) = bytes.get_mut(at % n) {
-                *b = *byte;
-            }
-        }
-        Mutation::Insert { at, bytes: ins } => {
-            let at = at % (bytes.len() + 1);
-            bytes.splice(at..at, ins.iter().copied());
-        }
-        Mutation::Remove { at, len } => {
-            let at = at % n;
-            let end = (at + len).min(bytes.len());
-            if at < end {
-                bytes.drain(at..end);
-            }
-        }
-        Mutation::Truncate { at } => bytes.truncate(at % n),
-    }
-}
-
 /// Property 1.
 fn round_trips<M: Message + PartialEq + std::fmt::Debug>(m: &M) -> Result<(), TestCaseError> {
     let bytes = codec::encode(m).map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
@@ -236,7 +189,7 @@ macro_rules! properties {
             use super::*;
             proptest! {
                 #![proptest_config(config())]
-                $(#[test] fn $name(m in $strategy, mutations in prop::collection::vec(mutation(), 1..4)) {
+                $(#[test] fn $name(m in $strategy, mutations in prop::collection::vec(mutation(8, 6), 1..4)) {
                     let mut bytes = codec::encode(&m).expect("encode");
                     decoded_values_are_sound::<$ty>(&bytes)?;
                     for mutation in &mutations {
