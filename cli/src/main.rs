@@ -22,7 +22,7 @@ enum Command {
     Tail(tail::Args),
     /// Send dead letters back to their original topic (event ids kept).
     Redrive(redrive::Args),
-    /// Send the compensation of sagas stopped in COMPENSATION_FAILED again.
+    /// Send the step of sagas stopped in COMPENSATION_FAILED or COMPLETION_FAILED again.
     Resume(resume::Args),
     /// Operate a service's outbox: parked rows, rebase after a restore.
     Outbox(outbox::Args),

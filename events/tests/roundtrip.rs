@@ -101,6 +101,20 @@ fn payment_messages_round_trip() {
     round_trip(VoidPayment { order_id: id(1), reason: "stock commit failed".into(), requested_at: at(23) });
     round_trip(PaymentVoided { order_id: id(1), authorization_id: Some(id(9)), voided_at: at(24) });
     round_trip(PaymentVoided { order_id: id(1), authorization_id: None, voided_at: at(25) });
+    round_trip(CapturePayment {
+        order_id: id(1),
+        authorization_id: id(9),
+        amount_minor: 2_599,
+        currency: "EUR".into(),
+        requested_at: at(26),
+    });
+    round_trip(PaymentCaptured {
+        order_id: id(1),
+        authorization_id: id(9),
+        amount_minor: 2_599,
+        currency: "EUR".into(),
+        captured_at: at(27),
+    });
 }
 
 fn created_v2(channel: &str) -> OrderCreated {

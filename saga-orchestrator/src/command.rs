@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use events::messages::inventory::{CommitInventory, ReleaseInventory, ReserveInventory};
 use events::messages::order::{OrderApproved, OrderRejected};
-use events::messages::payment::{AuthorizePayment, VoidPayment};
+use events::messages::payment::{AuthorizePayment, CapturePayment, VoidPayment};
 use events::{Message, OutgoingMessage};
 use uuid::Uuid;
 
@@ -24,6 +24,8 @@ pub enum Command {
     AuthorizePayment(AuthorizePayment),
     /// Starts (or retries) [`Step::CommitInventory`].
     CommitInventory(CommitInventory),
+    /// Starts (or retries) [`Step::CapturePayment`].
+    CapturePayment(CapturePayment),
     /// Starts (or retries) [`Step::VoidPayment`], a compensation.
     VoidPayment(VoidPayment),
     /// Starts (or retries) [`Step::ReleaseInventory`], a compensation.
@@ -41,6 +43,7 @@ macro_rules! with_message {
             Command::ReserveInventory($m) => $body,
             Command::AuthorizePayment($m) => $body,
             Command::CommitInventory($m) => $body,
+            Command::CapturePayment($m) => $body,
             Command::VoidPayment($m) => $body,
             Command::ReleaseInventory($m) => $body,
             Command::OrderApproved($m) => $body,
@@ -79,6 +82,7 @@ impl Command {
             Command::ReserveInventory(_) => Some(Step::ReserveInventory),
             Command::AuthorizePayment(_) => Some(Step::AuthorizePayment),
             Command::CommitInventory(_) => Some(Step::CommitInventory),
+            Command::CapturePayment(_) => Some(Step::CapturePayment),
             Command::VoidPayment(_) => Some(Step::VoidPayment),
             Command::ReleaseInventory(_) => Some(Step::ReleaseInventory),
             Command::OrderApproved(_) | Command::OrderRejected(_) => None,
@@ -87,7 +91,7 @@ impl Command {
 
     /// Whether the command undoes an earlier step.
     pub fn is_compensation(&self) -> bool {
-        matches!(self, Command::VoidPayment(_) | Command::ReleaseInventory(_))
+        self.step().is_some_and(|step| step.undoes().is_some())
     }
 
     /// Encodes the command into an outbox-ready message correlated with
@@ -127,6 +131,16 @@ pub(crate) fn authorize(order: &OrderSnapshot, at: DateTime<Utc>) -> Command {
 
 pub(crate) fn commit(order: &OrderSnapshot, at: DateTime<Utc>) -> Command {
     Command::CommitInventory(CommitInventory { order_id: order.order_id, requested_at: at })
+}
+
+pub(crate) fn capture(order: &OrderSnapshot, authorization: &Authorization, at: DateTime<Utc>) -> Command {
+    Command::CapturePayment(CapturePayment {
+        order_id: order.order_id,
+        authorization_id: authorization.authorization_id,
+        amount_minor: authorization.amount_minor,
+        currency: authorization.currency.clone(),
+        requested_at: at,
+    })
 }
 
 pub(crate) fn void(order: &OrderSnapshot, reason: &str, at: DateTime<Utc>) -> Command {

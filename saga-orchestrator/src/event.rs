@@ -6,7 +6,7 @@ use events::Message;
 use events::messages::inventory::{
     InventoryCommitted, InventoryReleased, InventoryReservationFailed, InventoryReserved,
 };
-use events::messages::payment::{PaymentAuthorized, PaymentDeclined, PaymentVoided};
+use events::messages::payment::{PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided};
 use uuid::Uuid;
 
 use crate::error::Error;
@@ -51,6 +51,8 @@ pub enum EventKind {
     PaymentDeclined(PaymentDeclined),
     /// Reply to [`Step::CommitInventory`].
     InventoryCommitted(InventoryCommitted),
+    /// Reply to [`Step::CapturePayment`].
+    PaymentCaptured(PaymentCaptured),
     /// Reply to [`Step::VoidPayment`].
     PaymentVoided(PaymentVoided),
     /// Reply to [`Step::ReleaseInventory`].
@@ -112,6 +114,7 @@ replies!(
     PaymentAuthorized,
     PaymentDeclined,
     InventoryCommitted,
+    PaymentCaptured,
     PaymentVoided,
     InventoryReleased,
 );
@@ -125,6 +128,7 @@ impl EventKind {
             }
             EventKind::PaymentAuthorized(_) | EventKind::PaymentDeclined(_) => Step::AuthorizePayment,
             EventKind::InventoryCommitted(_) => Step::CommitInventory,
+            EventKind::PaymentCaptured(_) => Step::CapturePayment,
             EventKind::PaymentVoided(_) => Step::VoidPayment,
             EventKind::InventoryReleased(_) => Step::ReleaseInventory,
             EventKind::StepTimedOut { step } => *step,

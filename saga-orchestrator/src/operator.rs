@@ -1,6 +1,7 @@
 //! What an operator does to a saga by hand: [`resume`] a saga stopped in
-//! `COMPENSATION_FAILED` once its participant works again, when no late
-//! reply will come (its command was dropped, or its dead letter is gone).
+//! `COMPENSATION_FAILED` or `COMPLETION_FAILED` once its participant works
+//! again, when no late reply will come (its command was dropped, or its dead
+//! letter is gone).
 //! The `saga resume` command of the CLI calls it.
 
 use sqlx::PgPool;
@@ -17,7 +18,9 @@ pub enum ResumeError {
     #[error("no saga {0}")]
     NotFound(Uuid),
     /// The saga is not stopped; it needs no resuming.
-    #[error("saga {saga_id} is {status}, not COMPENSATION_FAILED: nothing to resume")]
+    #[error(
+        "saga {saga_id} is {status}, not stopped (COMPENSATION_FAILED, COMPLETION_FAILED): nothing to resume"
+    )]
     NotStopped {
         /// The saga.
         saga_id: Uuid,
@@ -41,21 +44,21 @@ pub enum ResumeError {
 /// A resumed saga.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resumed {
-    /// Its status now (the compensation it waits on again).
+    /// Its status now (the step it waits on again).
     pub status: &'static str,
     /// The command sent again (its Avro name).
     pub command: &'static str,
 }
 
-/// Sends the compensation of the saga `saga_id`, stopped in
-/// `COMPENSATION_FAILED`, again as a first attempt (deadline from `config`),
+/// Sends the step the saga `saga_id` stopped on (a compensation, or the
+/// stock commit or payment capture after the pivot) again as a first attempt (deadline from `config`),
 /// in one transaction with its outbox row, under the saga's row lock.
 pub async fn resume(pool: &PgPool, saga_id: Uuid, config: &SagaConfig) -> Result<Resumed, ResumeError> {
     let database = |source| ResumeError::Database { saga_id, source };
     let mut tx = pool.begin().await.map_err(database)?;
     let before = store::lock(&mut tx, saga_id).await?.ok_or(ResumeError::NotFound(saga_id))?;
     let at = store::now(&mut tx).await?;
-    let Some(next) = before.state.resume_compensation(at, config) else {
+    let Some(next) = before.state.resume(at, config) else {
         return Err(ResumeError::NotStopped { saga_id, status: before.state.status() });
     };
     store::save(&mut tx, &before, &next, None).await?;

@@ -2,6 +2,11 @@
 //! order events and replies to the [`SagaHandler`], and the timeout
 //! [`Sweeper`] — until a [`CancellationToken`] fires.
 //!
+//! Its sweeper times a step out only once the group has applied every
+//! reply that reached Kafka before the step's deadline (see
+//! [`horizon`](crate::horizon)): replies waiting unread after downtime or
+//! lag win over deadlines that passed meanwhile.
+//!
 //! The orchestrator sends nothing to Kafka itself: its commands go into the
 //! outbox of its database, and an outbox relay (`saga relay`) publishes them.
 //! Run as many instances as there are partitions, with one group id: they
@@ -16,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SagaConfig;
 use crate::handler::{SagaHandler, TOPICS};
+use crate::reply_watch::{REPLY_TOPICS, ReplyWatch, WatchError};
 use crate::sweeper::{Sweeper, SweeperConfig};
 
 /// Everything an [`Orchestrator`] needs besides its database pool.
@@ -72,6 +78,9 @@ pub enum OrchestratorError {
     /// The consumer failed to subscribe or to shut down cleanly.
     #[error("consuming order events and replies")]
     Consume(#[source] ConsumerError),
+    /// Creating the client that watches the reply topics failed.
+    #[error("creating the reply watch")]
+    CreateWatch(#[source] WatchError),
     /// The sweeper task ended abnormally (it panicked).
     #[error("running the timeout sweeper: {0}")]
     Sweep(String),
@@ -95,9 +104,11 @@ impl Orchestrator {
     pub fn new(pool: PgPool, config: OrchestratorConfig) -> Result<Self, OrchestratorError> {
         config.validate()?;
         let handler = SagaHandler::new(config.saga.clone());
+        let watch =
+            ReplyWatch::new(&config.consumer, &REPLY_TOPICS).map_err(OrchestratorError::CreateWatch)?;
         let consumer = Consumer::new(config.consumer, pool.clone(), handler)
             .map_err(OrchestratorError::CreateConsumer)?;
-        let sweeper = Sweeper::new(pool, config.saga, config.sweeper);
+        let sweeper = Sweeper::new(pool, config.saga, config.sweeper).watching(watch);
         Ok(Orchestrator { consumer, sweeper })
     }
 

@@ -112,6 +112,7 @@ pub struct Authorization {
 /// Forward: [`ReservingInventory`](Self::ReservingInventory) →
 /// [`AuthorizingPayment`](Self::AuthorizingPayment) (the pivot) →
 /// [`CommittingInventory`](Self::CommittingInventory) →
+/// [`CapturingPayment`](Self::CapturingPayment) →
 /// [`Approved`](Self::Approved). Backward (compensation, in reverse order):
 /// [`VoidingPayment`](Self::VoidingPayment) →
 /// [`ReleasingInventory`](Self::ReleasingInventory) →
@@ -152,6 +153,18 @@ pub enum OrderSaga {
         /// The outstanding commit.
         pending: Pending,
     },
+    /// Stock committed, `CapturePayment` sent (and re-sent on timeout):
+    /// charging the authorized amount; waiting for `PaymentCaptured`.
+    CapturingPayment {
+        /// Correlation id of the saga's messages.
+        saga_id: Uuid,
+        /// The order.
+        order: OrderSnapshot,
+        /// The payment's authorization, being captured.
+        authorization: Authorization,
+        /// The outstanding capture.
+        pending: Pending,
+    },
     /// Compensating the payment: `VoidPayment` sent (and re-sent on
     /// timeout); waiting for `PaymentVoided`, then the stock is released.
     VoidingPayment {
@@ -176,7 +189,7 @@ pub enum OrderSaga {
         /// The outstanding release.
         pending: Pending,
     },
-    /// Terminal: stock committed, payment authorized, `OrderApproved` sent.
+    /// Terminal: stock committed, payment captured, `OrderApproved` sent.
     Approved {
         /// Correlation id of the saga's messages.
         saga_id: Uuid,
@@ -218,19 +231,41 @@ pub enum OrderSaga {
         /// When it was given up.
         failed_at: DateTime<Utc>,
     },
+    /// Stopped: a retriable step after the pivot (the stock commit or the
+    /// payment capture) went unanswered `retry_attempts` times, or its reply
+    /// did not match the order. The saga cannot compensate any more (the
+    /// payment is authorized); nothing is re-sent and no outcome is
+    /// published until a late reply carries it on, or an operator's
+    /// `saga resume` sends the step again.
+    CompletionFailed {
+        /// Correlation id of the saga's messages.
+        saga_id: Uuid,
+        /// The order.
+        order: OrderSnapshot,
+        /// The payment's authorization.
+        authorization: Authorization,
+        /// The step that did not complete.
+        step: Step,
+        /// Why it was given up.
+        failure: String,
+        /// When it was given up.
+        failed_at: DateTime<Utc>,
+    },
 }
 
 impl OrderSaga {
     /// Every status, in the order of [`OrderSaga`]'s variants.
-    pub const STATUSES: [&'static str; 8] = [
+    pub const STATUSES: [&'static str; 10] = [
         "RESERVING_INVENTORY",
         "AUTHORIZING_PAYMENT",
         "COMMITTING_INVENTORY",
+        "CAPTURING_PAYMENT",
         "VOIDING_PAYMENT",
         "RELEASING_INVENTORY",
         "APPROVED",
         "REJECTED",
         "COMPENSATION_FAILED",
+        "COMPLETION_FAILED",
     ];
 
     /// The state's name for the `saga` table and logs; equal to the
@@ -240,11 +275,13 @@ impl OrderSaga {
             OrderSaga::ReservingInventory { .. } => 0,
             OrderSaga::AuthorizingPayment { .. } => 1,
             OrderSaga::CommittingInventory { .. } => 2,
-            OrderSaga::VoidingPayment { .. } => 3,
-            OrderSaga::ReleasingInventory { .. } => 4,
-            OrderSaga::Approved { .. } => 5,
-            OrderSaga::Rejected { .. } => 6,
-            OrderSaga::CompensationFailed { .. } => 7,
+            OrderSaga::CapturingPayment { .. } => 3,
+            OrderSaga::VoidingPayment { .. } => 4,
+            OrderSaga::ReleasingInventory { .. } => 5,
+            OrderSaga::Approved { .. } => 6,
+            OrderSaga::Rejected { .. } => 7,
+            OrderSaga::CompensationFailed { .. } => 8,
+            OrderSaga::CompletionFailed { .. } => 9,
         };
         Self::STATUSES[index]
     }
@@ -255,11 +292,13 @@ impl OrderSaga {
             OrderSaga::ReservingInventory { saga_id, .. }
             | OrderSaga::AuthorizingPayment { saga_id, .. }
             | OrderSaga::CommittingInventory { saga_id, .. }
+            | OrderSaga::CapturingPayment { saga_id, .. }
             | OrderSaga::VoidingPayment { saga_id, .. }
             | OrderSaga::ReleasingInventory { saga_id, .. }
             | OrderSaga::Approved { saga_id, .. }
             | OrderSaga::Rejected { saga_id, .. }
-            | OrderSaga::CompensationFailed { saga_id, .. } => *saga_id,
+            | OrderSaga::CompensationFailed { saga_id, .. }
+            | OrderSaga::CompletionFailed { saga_id, .. } => *saga_id,
         }
     }
 
@@ -269,11 +308,13 @@ impl OrderSaga {
             OrderSaga::ReservingInventory { order, .. }
             | OrderSaga::AuthorizingPayment { order, .. }
             | OrderSaga::CommittingInventory { order, .. }
+            | OrderSaga::CapturingPayment { order, .. }
             | OrderSaga::VoidingPayment { order, .. }
             | OrderSaga::ReleasingInventory { order, .. }
             | OrderSaga::Approved { order, .. }
             | OrderSaga::Rejected { order, .. }
-            | OrderSaga::CompensationFailed { order, .. } => order,
+            | OrderSaga::CompensationFailed { order, .. }
+            | OrderSaga::CompletionFailed { order, .. } => order,
         }
     }
 
@@ -284,11 +325,13 @@ impl OrderSaga {
             OrderSaga::ReservingInventory { pending, .. } => Some((Step::ReserveInventory, pending)),
             OrderSaga::AuthorizingPayment { pending, .. } => Some((Step::AuthorizePayment, pending)),
             OrderSaga::CommittingInventory { pending, .. } => Some((Step::CommitInventory, pending)),
+            OrderSaga::CapturingPayment { pending, .. } => Some((Step::CapturePayment, pending)),
             OrderSaga::VoidingPayment { pending, .. } => Some((Step::VoidPayment, pending)),
             OrderSaga::ReleasingInventory { pending, .. } => Some((Step::ReleaseInventory, pending)),
             OrderSaga::Approved { .. }
             | OrderSaga::Rejected { .. }
-            | OrderSaga::CompensationFailed { .. } => None,
+            | OrderSaga::CompensationFailed { .. }
+            | OrderSaga::CompletionFailed { .. } => None,
         }
     }
 
@@ -304,14 +347,26 @@ impl OrderSaga {
     }
 
     /// Whether the saga has finished (approved or rejected). A saga stopped
-    /// in `COMPENSATION_FAILED` has not: see [`is_stuck`](Self::is_stuck).
+    /// in `COMPENSATION_FAILED` or `COMPLETION_FAILED` has not: see
+    /// [`is_stuck`](Self::is_stuck).
     pub fn is_terminal(&self) -> bool {
         matches!(self, OrderSaga::Approved { .. } | OrderSaga::Rejected { .. })
     }
 
-    /// Whether the saga stopped for an operator (`COMPENSATION_FAILED`).
+    /// Whether the saga stopped for an operator (`COMPENSATION_FAILED`,
+    /// `COMPLETION_FAILED`).
     pub fn is_stuck(&self) -> bool {
-        matches!(self, OrderSaga::CompensationFailed { .. })
+        self.stuck().is_some()
+    }
+
+    /// The step a stopped saga waits on and why it stopped; `None` unless
+    /// stuck. Only that step's reply (or an operator's resume) moves it.
+    pub fn stuck(&self) -> Option<(Step, &str)> {
+        match self {
+            OrderSaga::CompensationFailed { step, failure, .. }
+            | OrderSaga::CompletionFailed { step, failure, .. } => Some((*step, failure)),
+            _ => None,
+        }
     }
 
     /// Whether the saga is undoing its steps.
@@ -323,6 +378,8 @@ impl OrderSaga {
     pub fn authorization(&self) -> Option<&Authorization> {
         match self {
             OrderSaga::CommittingInventory { authorization, .. }
+            | OrderSaga::CapturingPayment { authorization, .. }
+            | OrderSaga::CompletionFailed { authorization, .. }
             | OrderSaga::Approved { authorization, .. } => Some(authorization),
             _ => None,
         }

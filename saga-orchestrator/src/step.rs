@@ -16,6 +16,8 @@ pub enum Step {
     AuthorizePayment,
     /// `CommitInventory` → `InventoryCommitted`, after the pivot.
     CommitInventory,
+    /// `CapturePayment` → `PaymentCaptured`, after the pivot: the charge.
+    CapturePayment,
     /// `VoidPayment` → `PaymentVoided`: undoes [`Step::AuthorizePayment`].
     VoidPayment,
     /// `ReleaseInventory` → `InventoryReleased`: undoes [`Step::ReserveInventory`].
@@ -23,7 +25,9 @@ pub enum Step {
 }
 
 /// What a step is in the saga's structure (Richardson, *Microservices
-/// Patterns*, ch. 4), which decides what its timeout does.
+/// Patterns*, ch. 4). The transition function consults it, not the step:
+/// what a timeout does, whether a step is ever compensated, and how often
+/// it is re-sent all follow from the kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepKind {
     /// May be undone by a compensation; a timeout compensates it (and every
@@ -32,28 +36,50 @@ pub enum StepKind {
     /// The last step that can fail on a business rule; it is compensatable
     /// too, and once it succeeds the saga never compensates.
     Pivot,
-    /// After the pivot: must succeed on retry, so a timeout re-sends it.
+    /// After the pivot: must succeed on retry, so a timeout re-sends it, up
+    /// to [`SagaConfig::retry_attempts`] sends; then the saga stops in
+    /// `COMPLETION_FAILED`. Never compensated.
     Retriable,
-    /// Undoes an earlier step; it cannot abort, so a timeout re-sends it.
+    /// Undoes an earlier step; it cannot abort, so a timeout re-sends it, up
+    /// to [`SagaConfig::compensation_attempts`] sends; then the saga stops
+    /// in `COMPENSATION_FAILED`.
     Compensation,
+}
+
+impl StepKind {
+    /// Whether a step of this kind is undone when the saga compensates.
+    pub fn is_compensated(self) -> bool {
+        matches!(self, StepKind::Compensatable | StepKind::Pivot)
+    }
+
+    /// Whether a timeout re-sends the step (true) or starts compensating.
+    pub fn is_retried(self) -> bool {
+        matches!(self, StepKind::Retriable | StepKind::Compensation)
+    }
 }
 
 impl Step {
     /// Every step, in the order the saga may take them.
-    pub const ALL: [Step; 5] = [
+    pub const ALL: [Step; 6] = [
         Step::ReserveInventory,
         Step::AuthorizePayment,
         Step::CommitInventory,
+        Step::CapturePayment,
         Step::VoidPayment,
         Step::ReleaseInventory,
     ];
+
+    /// The steps of a successful saga, in order; after the last the order
+    /// is approved.
+    pub const FORWARD: [Step; 4] =
+        [Step::ReserveInventory, Step::AuthorizePayment, Step::CommitInventory, Step::CapturePayment];
 
     /// The step's kind.
     pub fn kind(self) -> StepKind {
         match self {
             Step::ReserveInventory => StepKind::Compensatable,
             Step::AuthorizePayment => StepKind::Pivot,
-            Step::CommitInventory => StepKind::Retriable,
+            Step::CommitInventory | Step::CapturePayment => StepKind::Retriable,
             Step::VoidPayment | Step::ReleaseInventory => StepKind::Compensation,
         }
     }
@@ -61,7 +87,44 @@ impl Step {
     /// Whether a timeout re-sends the step's command (true) or starts
     /// compensating (false).
     pub fn retried_on_timeout(self) -> bool {
-        matches!(self.kind(), StepKind::Retriable | StepKind::Compensation)
+        self.kind().is_retried()
+    }
+
+    /// The compensation that undoes this step, for the kinds that are
+    /// compensated; `None` for every other kind.
+    pub fn compensation(self) -> Option<Step> {
+        if !self.kind().is_compensated() {
+            return None;
+        }
+        match self {
+            Step::ReserveInventory => Some(Step::ReleaseInventory),
+            Step::AuthorizePayment => Some(Step::VoidPayment),
+            _ => None,
+        }
+    }
+
+    /// The forward step a compensation undoes; `None` for forward steps.
+    pub fn undoes(self) -> Option<Step> {
+        Step::FORWARD.into_iter().find(|s| s.compensation() == Some(self))
+    }
+
+    /// The forward step after this one; `None` after the last (approve) and
+    /// for compensations.
+    pub fn next(self) -> Option<Step> {
+        let at = Step::FORWARD.iter().position(|s| *s == self)?;
+        Step::FORWARD.get(at + 1).copied()
+    }
+
+    /// The first compensation to run when the forward steps before
+    /// `self` are to be undone (a compensation undoing `self` included when
+    /// `including_self`): the compensation of the latest of them that is
+    /// compensated. For a compensation, the one to run after it. `None`
+    /// when nothing is left to undo: the saga is rejected.
+    pub fn compensate_back(self, including_self: bool) -> Option<Step> {
+        let from = self.undoes().unwrap_or(self);
+        let at = Step::FORWARD.iter().position(|s| *s == from)?;
+        let end = if including_self && self.undoes().is_none() { at + 1 } else { at };
+        Step::FORWARD[..end].iter().rev().find_map(|s| s.compensation())
     }
 
     /// The step's name as stored and logged, e.g. `RESERVE_INVENTORY`.
@@ -70,9 +133,15 @@ impl Step {
             Step::ReserveInventory => "RESERVE_INVENTORY",
             Step::AuthorizePayment => "AUTHORIZE_PAYMENT",
             Step::CommitInventory => "COMMIT_INVENTORY",
+            Step::CapturePayment => "CAPTURE_PAYMENT",
             Step::VoidPayment => "VOID_PAYMENT",
             Step::ReleaseInventory => "RELEASE_INVENTORY",
         }
+    }
+
+    /// The step named `name` (its [`as_str`](Self::as_str) form, any case).
+    pub fn parse(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(name.trim()))
     }
 }
 
@@ -102,14 +171,14 @@ pub struct Pending {
 
 impl Pending {
     /// The first attempt of a step whose command is sent at `at`.
-    pub(crate) fn first(at: DateTime<Utc>, config: &SagaConfig) -> Self {
-        Pending { attempt: 1, started_at: at, deadline: config.deadline(at, 1) }
+    pub(crate) fn first(step: Step, at: DateTime<Utc>, config: &SagaConfig) -> Self {
+        Pending { attempt: 1, started_at: at, deadline: config.deadline(step, at, 1) }
     }
 
     /// The next attempt, its command re-sent at `at`.
-    pub(crate) fn retry(&self, at: DateTime<Utc>, config: &SagaConfig) -> Self {
+    pub(crate) fn retry(&self, step: Step, at: DateTime<Utc>, config: &SagaConfig) -> Self {
         let attempt = self.attempt.saturating_add(1);
-        Pending { attempt, started_at: self.started_at, deadline: config.deadline(at, attempt) }
+        Pending { attempt, started_at: self.started_at, deadline: config.deadline(step, at, attempt) }
     }
 
     /// Whether the current attempt is overdue at `at`.
@@ -129,8 +198,41 @@ mod tests {
     #[test]
     fn only_steps_after_the_pivot_and_compensations_are_retried() {
         let retried: Vec<Step> = Step::ALL.into_iter().filter(|s| s.retried_on_timeout()).collect();
-        assert_eq!(retried, [Step::CommitInventory, Step::VoidPayment, Step::ReleaseInventory]);
+        assert_eq!(
+            retried,
+            [Step::CommitInventory, Step::CapturePayment, Step::VoidPayment, Step::ReleaseInventory]
+        );
         assert_eq!(Step::AuthorizePayment.kind(), StepKind::Pivot);
+    }
+
+    #[test]
+    fn only_compensatable_steps_and_the_pivot_have_a_compensation() {
+        for step in Step::ALL {
+            assert_eq!(step.compensation().is_some(), step.kind().is_compensated(), "{step}");
+            if let Some(compensation) = step.compensation() {
+                assert_eq!(compensation.kind(), StepKind::Compensation);
+                assert_eq!(compensation.undoes(), Some(step));
+            }
+        }
+    }
+
+    #[test]
+    fn compensation_runs_back_over_the_compensated_steps() {
+        use Step::*;
+        // A failure reply: the failed step did nothing, the earlier ones are undone.
+        assert_eq!(ReserveInventory.compensate_back(false), None);
+        assert_eq!(AuthorizePayment.compensate_back(false), Some(ReleaseInventory));
+        // A timeout: the step may have landed, so it is undone too.
+        assert_eq!(ReserveInventory.compensate_back(true), Some(ReleaseInventory));
+        assert_eq!(AuthorizePayment.compensate_back(true), Some(VoidPayment));
+        // After a compensation, the next one back, then nothing.
+        assert_eq!(VoidPayment.compensate_back(false), Some(ReleaseInventory));
+        assert_eq!(ReleaseInventory.compensate_back(false), None);
+        assert_eq!(
+            Step::FORWARD.map(Step::next),
+            [Some(AuthorizePayment), Some(CommitInventory), Some(CapturePayment), None]
+        );
+        assert_eq!(Step::parse("capture_payment"), Some(CapturePayment));
     }
 
     #[test]
@@ -149,13 +251,13 @@ mod tests {
             ..Default::default()
         };
         let t0 = DateTime::<Utc>::UNIX_EPOCH;
-        let first = Pending::first(t0, &config);
+        let first = Pending::first(Step::CommitInventory, t0, &config);
         assert_eq!(first.deadline, t0 + TimeDelta::seconds(10));
         assert!(!first.is_overdue(t0 + TimeDelta::seconds(9)));
         assert!(first.is_overdue(first.deadline));
 
         let t1 = first.deadline;
-        let second = first.retry(t1, &config);
+        let second = first.retry(Step::CommitInventory, t1, &config);
         assert_eq!((second.attempt, second.started_at), (2, t0));
         assert_eq!(second.deadline, t1 + TimeDelta::seconds(20));
     }

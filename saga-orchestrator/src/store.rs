@@ -275,16 +275,18 @@ pub async fn load(conn: &mut PgConnection, saga_id: Uuid) -> Result<Option<Store
 /// a later sweep if still overdue.
 pub async fn lock_overdue(
     tx: &mut Transaction<'_, Postgres>,
+    until: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<Overdue>, StoreError> {
     let rows = sqlx::query(
         "SELECT saga_id, state, version FROM saga
-         WHERE deadline < now() AND status NOT IN ('APPROVED', 'REJECTED', 'COMPENSATION_FAILED')
+         WHERE deadline < LEAST(now(), $2)
          ORDER BY deadline
          LIMIT $1
          FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)
+    .bind(until)
     .fetch_all(&mut **tx)
     .await
     .map_err(StoreError::LockOverdue)?;

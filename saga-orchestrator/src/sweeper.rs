@@ -7,7 +7,8 @@
 //! [`EventKind::StepTimedOut`](crate::EventKind::StepTimedOut) for the step
 //! it waits on, store the new states and enqueue their commands (the
 //! compensation, or the re-sent command of a retried step; nothing when a
-//! compensation is given up and the saga stops in `COMPENSATION_FAILED`),
+//! step is given up and the saga stops in `COMPENSATION_FAILED` or
+//! `COMPLETION_FAILED`),
 //! commit.
 //!
 //! Why this is safe with several orchestrator instances, each running a
@@ -19,19 +20,31 @@
 //! entirely and the sagas are picked up again by the next one. Sweeps are
 //! idempotent: a sweep that finds nothing overdue writes nothing.
 //!
-//! A saga whose stored state cannot be read is logged and postponed by
-//! [`max_step_timeout`](crate::SagaConfig::max_step_timeout), so it cannot
-//! hold up the other overdue sagas on every sweep.
+//! A saga whose stored state cannot be read, or whose new state cannot be
+//! saved, is logged and postponed by
+//! [`max_step_timeout`](crate::SagaConfig::max_step_timeout): each saga is
+//! advanced under a savepoint of its own, so one saga's failure neither
+//! rolls back nor holds up the other overdue sagas on every sweep.
+//!
+//! **Unread replies win.** With a [`ReplyWatch`] (the
+//! [`Orchestrator`](crate::Orchestrator) always sets one) a deadline fires
+//! only once the orchestrator group has applied every reply that reached
+//! Kafka before it — the [`Horizon`] rule: after downtime, lag or a broker
+//! outage the sweeper times out nothing the replies waiting unread would
+//! answer. Without one (unit tests, or a library user's choice) deadlines
+//! fire by the database clock alone.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SagaConfig;
 use crate::event::Event;
-use crate::state::OrderSaga;
+use crate::horizon::Horizon;
+use crate::reply_watch::ReplyWatch;
 use crate::store::{self, StoreError};
 
 /// How often the sweeper looks, and how much it takes at once.
@@ -71,27 +84,63 @@ pub struct SweepReport {
     pub overdue: usize,
     /// Sagas whose step was timed out (compensated, re-sent, or given up).
     pub timed_out: usize,
-    /// Of those, sagas stopped in `COMPENSATION_FAILED` by this sweep.
+    /// Of those, sagas stopped (`COMPENSATION_FAILED`, `COMPLETION_FAILED`)
+    /// by this sweep.
     pub stopped: usize,
     /// Sagas whose transition ignored the timer (a deadline stored with more
     /// precision than the clock; they come back on the next sweep).
     pub ignored: usize,
     /// Sagas that could not be read or advanced, postponed.
     pub postponed: usize,
+    /// Whether the sweep looked for overdue sagas at all: false while the
+    /// group has not applied the replies that reached Kafka (see the
+    /// [module docs](self)).
+    pub held: bool,
 }
 
 /// Times out overdue sagas. See the [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sweeper {
     pool: PgPool,
     saga: SagaConfig,
     config: SweeperConfig,
+    watch: Option<ReplyWatch>,
+    horizon: Mutex<Horizon>,
 }
 
 impl Sweeper {
-    /// A sweeper over the sagas in `pool`, timing retries by `saga`.
+    /// A sweeper over the sagas in `pool`, timing retries by `saga`;
+    /// deadlines fire by the database clock alone (see [`watching`](Self::watching)).
     pub fn new(pool: PgPool, saga: SagaConfig, config: SweeperConfig) -> Self {
-        Sweeper { pool, saga, config }
+        Sweeper { pool, saga, config, watch: None, horizon: Mutex::new(Horizon::new()) }
+    }
+
+    /// Fires a deadline only once the group `watch` reads for has applied
+    /// every reply that reached Kafka before it.
+    pub fn watching(mut self, watch: ReplyWatch) -> Self {
+        self.watch = Some(watch);
+        self
+    }
+
+    /// Up to when deadlines may fire now, besides the database clock:
+    /// `Ok(Some(None))` without a watch (the clock alone); with one, the
+    /// horizon after a new look (`Ok(None)`: nothing may fire yet).
+    async fn fire_until(&self) -> Result<Option<Option<DateTime<Utc>>>, StoreError> {
+        let Some(watch) = &self.watch else { return Ok(Some(None)) };
+        let mut conn = self.pool.acquire().await.map_err(StoreError::LockOverdue)?;
+        let at = store::now(&mut conn).await?;
+        let confirmed = match watch.look().await {
+            Ok(look) => self.horizon.lock().map(|mut h| h.observe(at, &look)).unwrap_or(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the reply topics' offsets; no step times out meanwhile");
+                self.horizon.lock().map(|h| h.confirmed()).unwrap_or(None)
+            }
+        };
+        let behind = confirmed.map_or(TimeDelta::MAX, |c| at - c);
+        if behind > TimeDelta::seconds(30) {
+            tracing::info!(horizon = ?confirmed, "replies unread in Kafka: timeouts held until they are applied");
+        }
+        Ok(confirmed.map(Some))
     }
 
     /// Sweeps every [`interval`](SweeperConfig::interval) until `cancel`
@@ -125,8 +174,11 @@ impl Sweeper {
 
     /// One sweep, in one transaction (see the [module docs](self)).
     pub async fn sweep_once(&self) -> Result<SweepReport, StoreError> {
+        let Some(until) = self.fire_until().await? else {
+            return Ok(SweepReport { held: true, ..SweepReport::default() });
+        };
         let mut tx = self.pool.begin().await.map_err(StoreError::LockOverdue)?;
-        let due = store::lock_overdue(&mut tx, i64::from(self.config.batch_size)).await?;
+        let due = store::lock_overdue(&mut tx, until, i64::from(self.config.batch_size)).await?;
         let mut report = SweepReport { overdue: due.len(), ..SweepReport::default() };
         if due.is_empty() {
             // Nothing locked, nothing written.
@@ -166,7 +218,28 @@ impl Sweeper {
                 report.ignored += 1;
                 continue;
             }
-            let version = store::save(&mut tx, &before, &next, None).await?;
+            let saved = match sqlx::Acquire::begin(&mut tx).await.map_err(StoreError::LockOverdue) {
+                Ok(mut savepoint) => match store::save(&mut savepoint, &before, &next, None).await {
+                    Ok(version) => {
+                        savepoint.commit().await.map(|()| version).map_err(StoreError::LockOverdue)
+                    }
+                    Err(e) => {
+                        let _ = savepoint.rollback().await;
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            let version = match saved {
+                Ok(version) => version,
+                Err(e) => {
+                    tracing::error!(%saga_id, error = %e, source = ?std::error::Error::source(&e),
+                        until = %postpone_until, "timed-out saga cannot be saved; postponed");
+                    store::postpone(&mut tx, saga_id, postpone_until).await?;
+                    report.postponed += 1;
+                    continue;
+                }
+            };
             tracing::info!(
                 %saga_id,
                 %step,
@@ -176,9 +249,9 @@ impl Sweeper {
                 commands = ?next.commands.iter().map(|c| c.message_type()).collect::<Vec<_>>(),
                 "step timed out"
             );
-            if let OrderSaga::CompensationFailed { step, failure, .. } = &next.state {
-                tracing::error!(%saga_id, %step, %failure,
-                    "compensation failed: the saga stopped for an operator (a late reply resumes it)");
+            if let Some((step, failure)) = next.state.stuck() {
+                tracing::error!(%saga_id, %step, %failure, status = next.state.status(),
+                    "the saga stopped for an operator (a late reply or `saga resume` carries it on)");
                 report.stopped += 1;
             }
             report.timed_out += 1;

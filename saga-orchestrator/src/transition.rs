@@ -13,8 +13,13 @@
 //! | `AUTHORIZING_PAYMENT` | `PaymentAuthorized`, other amount | `VOIDING_PAYMENT` | `VoidPayment` |
 //! | `AUTHORIZING_PAYMENT` | `PaymentDeclined` | `RELEASING_INVENTORY` | `ReleaseInventory` |
 //! | `AUTHORIZING_PAYMENT` | timeout | `VOIDING_PAYMENT` | `VoidPayment` |
-//! | `COMMITTING_INVENTORY` | `InventoryCommitted` | `APPROVED` | `OrderApproved` |
+//! | `COMMITTING_INVENTORY` | `InventoryCommitted` | `CAPTURING_PAYMENT` | `CapturePayment` |
 //! | `COMMITTING_INVENTORY` | timeout | `COMMITTING_INVENTORY`, attempt + 1 | `CommitInventory` |
+//! | `COMMITTING_INVENTORY` | timeout of the last attempt | `COMPLETION_FAILED` | none |
+//! | `CAPTURING_PAYMENT` | `PaymentCaptured` | `APPROVED` | `OrderApproved` |
+//! | `CAPTURING_PAYMENT` | `PaymentCaptured`, other amount | `COMPLETION_FAILED` | none |
+//! | `CAPTURING_PAYMENT` | timeout | `CAPTURING_PAYMENT`, attempt + 1 | `CapturePayment` |
+//! | `CAPTURING_PAYMENT` | timeout of the last attempt | `COMPLETION_FAILED` | none |
 //! | `VOIDING_PAYMENT` | `PaymentVoided` | `RELEASING_INVENTORY` | `ReleaseInventory` |
 //! | `VOIDING_PAYMENT` | timeout | `VOIDING_PAYMENT`, attempt + 1 | `VoidPayment` |
 //! | `VOIDING_PAYMENT` | timeout of the last attempt | `COMPENSATION_FAILED` | none |
@@ -23,14 +28,29 @@
 //! | `RELEASING_INVENTORY` | timeout of the last attempt | `COMPENSATION_FAILED` | none |
 //! | `COMPENSATION_FAILED` (void) | `PaymentVoided` | `RELEASING_INVENTORY` | `ReleaseInventory` |
 //! | `COMPENSATION_FAILED` (release) | `InventoryReleased` | `REJECTED` | `OrderRejected` |
+//! | `COMPLETION_FAILED` (commit) | `InventoryCommitted` | `CAPTURING_PAYMENT` | `CapturePayment` |
+//! | `COMPLETION_FAILED` (capture) | `PaymentCaptured` | `APPROVED` | `OrderApproved` |
 //! | any | anything else | unchanged | none ([`Ignored`]) |
+//!
+//! The rows are not written out one by one in the code: the function
+//! consults each step's [`StepKind`] and [`Step::FORWARD`]. A reply that
+//! succeeds moves to the next forward step (or approves after the last); a
+//! refusal undoes the steps before the refused one; a reply that does not
+//! match the order, or a timeout, undoes the step itself too when its kind
+//! is compensated (compensatable, pivot), and re-sends it when its kind is
+//! retried (retriable, compensation) until [`SagaConfig::attempts_of`] runs
+//! out, when the saga stops (`COMPLETION_FAILED`, `COMPENSATION_FAILED`). A
+//! retriable step is therefore never compensated and a compensated one
+//! always is.
 //!
 //! Why a timeout compensates the step it interrupts: the request may have
 //! landed and its reply been lost, so a timed-out reserve is released and a
 //! timed-out authorization is voided (then released). The services keep a
 //! tombstone for a compensation that overtakes its request, so compensating a
 //! request that never arrives is harmless. After the pivot nothing is
-//! compensated: the commit is re-sent until it is acknowledged. Compensations
+//! compensated: the commit and the capture are re-sent until they are
+//! acknowledged, up to `retry_attempts` sends, then the saga stops in
+//! `COMPLETION_FAILED` for an operator (`saga resume` sends the step again). Compensations
 //! cannot abort, so they too are re-sent until acknowledged; each re-send is
 //! a new attempt with a longer deadline (see [`SagaConfig`]), visible in the
 //! state for monitoring. A compensation still unanswered after
@@ -52,7 +72,7 @@ use crate::config::SagaConfig;
 use crate::error::TransitionError;
 use crate::event::{Event, EventKind};
 use crate::state::{Authorization, OrderSaga, OrderSnapshot};
-use crate::step::{Pending, Step};
+use crate::step::{Pending, Step, StepKind};
 
 /// The outcome of feeding one event to a saga.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +98,8 @@ pub enum Ignored {
         /// The step the saga waits on.
         waiting_on: Step,
     },
-    /// A timer of a step the saga is no longer on (or of the compensation
-    /// a stopped saga gave up: it waits for the reply only).
+    /// A timer of a step the saga is no longer on (or of the step a stopped
+    /// saga gave up: it waits for the reply only).
     StaleTimer {
         /// The step the saga waits on.
         waiting_on: Step,
@@ -102,9 +122,23 @@ impl Transition {
         Transition { state, commands: vec![command], ignored: None }
     }
 
+    fn stop(state: OrderSaga) -> Self {
+        Transition { state, commands: Vec::new(), ignored: None }
+    }
+
     fn ignore(state: &OrderSaga, why: Ignored) -> Self {
         Transition { state: state.clone(), commands: Vec::new(), ignored: Some(why) }
     }
+}
+
+/// What a reply says about the step it answers.
+enum Verdict {
+    /// The step was done (with the authorization, for the pivot).
+    Done(Option<Authorization>),
+    /// The participant refused on a business rule: the step did nothing.
+    Refused(String),
+    /// The reply does not match the order: the step did something else.
+    Mismatch(String),
 }
 
 /// Starts the saga of a created order at `at`: the saga waits on its
@@ -114,13 +148,7 @@ pub fn start(saga_id: Uuid, created: &OrderCreated, at: DateTime<Utc>, config: &
     let order = OrderSnapshot::from_created(created);
     match order.invalid_reason() {
         Some(problem) => reject(saga_id, order, &format!("invalid order: {problem}"), at),
-        None => {
-            let command = command::reserve(&order, at);
-            Transition::to(
-                OrderSaga::ReservingInventory { saga_id, order, pending: Pending::first(at, config) },
-                command,
-            )
-        }
+        None => forward(saga_id, order, None, Some(Step::FORWARD[0]), at, config),
     }
 }
 
@@ -144,221 +172,283 @@ pub fn transition(
     {
         return Err(TransitionError::MatchOrder { message_type: event.kind.name(), expected, got });
     }
-    if let OrderSaga::CompensationFailed { step, reason, .. } = state {
-        return Ok(resume(state, *step, reason, &event.kind, event.at, config));
+    if let Some((step, _)) = state.stuck() {
+        return Ok(resume_on_reply(state, step, &event.kind, event.at, config));
     }
     let Some((waiting_on, pending)) = state.pending() else {
         return Ok(Transition::ignore(state, Ignored::Finished));
     };
-    if let EventKind::StepTimedOut { step } = event.kind
-        && step == waiting_on
-        && !pending.is_overdue(event.at)
-    {
-        return Ok(Transition::ignore(state, Ignored::BeforeDeadline { deadline: pending.deadline }));
+    if event.kind.step() != waiting_on {
+        // A duplicate, a late reply, a stale timer.
+        return Ok(match event.kind {
+            EventKind::StepTimedOut { .. } => Transition::ignore(state, Ignored::StaleTimer { waiting_on }),
+            _ => Transition::ignore(state, Ignored::NotAwaited { waiting_on }),
+        });
     }
-    Ok(advance(state, waiting_on, &event.kind, event.at, config))
+    if let EventKind::StepTimedOut { .. } = event.kind {
+        if !pending.is_overdue(event.at) {
+            return Ok(Transition::ignore(state, Ignored::BeforeDeadline { deadline: pending.deadline }));
+        }
+        return Ok(timed_out(state, waiting_on, pending, event.at, config));
+    }
+    Ok(answered(state, waiting_on, &event.kind, event.at, config))
 }
 
-/// The step forward or back for an event of this saga, which is waiting on
-/// `waiting_on`; a timer of `waiting_on` reaching here is overdue. Each arm
-/// names the step its event must answer, so an event for any other step
-/// falls through to the ignoring arms.
-fn advance(
-    state: &OrderSaga,
-    waiting_on: Step,
-    kind: &EventKind,
-    at: DateTime<Utc>,
-    config: &SagaConfig,
-) -> Transition {
-    use EventKind as E;
-    use OrderSaga as S;
-
-    let saga_id = state.saga_id();
-    let order = state.order().clone();
-    match (state, kind) {
-        (S::ReservingInventory { .. }, E::InventoryReserved(reserved)) => {
-            if order.reserves_exactly(&reserved.lines) {
-                let command = command::authorize(&order, at);
-                Transition::to(
-                    S::AuthorizingPayment { saga_id, order, pending: Pending::first(at, config) },
-                    command,
-                )
-            } else {
-                release(
-                    saga_id,
-                    order,
-                    "inventory reserved other lines than the order's".to_owned(),
-                    at,
-                    config,
-                )
-            }
-        }
-        (S::ReservingInventory { .. }, E::InventoryReservationFailed(failed)) => {
-            let mut reason = format!("inventory reservation failed: {}", failed.reason);
-            if !failed.unavailable_skus.is_empty() {
-                reason.push_str(&format!(" (unavailable: {})", failed.unavailable_skus.join(", ")));
-            }
-            reject(saga_id, order, &reason, at)
-        }
-        (S::ReservingInventory { pending, .. }, E::StepTimedOut { step: Step::ReserveInventory }) => {
-            release(saga_id, order, timeout_reason(waiting_on, pending), at, config)
-        }
-
-        (S::AuthorizingPayment { .. }, E::PaymentAuthorized(authorized)) => {
-            if authorized.amount_minor == order.total_minor && authorized.currency == order.currency {
-                let authorization = Authorization {
-                    authorization_id: authorized.authorization_id,
-                    amount_minor: authorized.amount_minor,
-                    currency: authorized.currency.clone(),
-                    authorized_at: authorized.authorized_at,
-                };
-                let command = command::commit(&order, at);
-                let pending = Pending::first(at, config);
-                Transition::to(S::CommittingInventory { saga_id, order, authorization, pending }, command)
-            } else {
-                let reason = format!(
-                    "payment authorized {} {} but the order total is {} {}",
-                    authorized.amount_minor, authorized.currency, order.total_minor, order.currency
-                );
-                void(saga_id, order, reason, at, config)
-            }
-        }
-        (S::AuthorizingPayment { .. }, E::PaymentDeclined(declined)) => {
-            release(saga_id, order, format!("payment declined: {}", declined.reason), at, config)
-        }
-        (S::AuthorizingPayment { pending, .. }, E::StepTimedOut { step: Step::AuthorizePayment }) => {
-            void(saga_id, order, timeout_reason(waiting_on, pending), at, config)
-        }
-
-        (S::CommittingInventory { authorization, .. }, E::InventoryCommitted(_)) => {
-            let command = command::approved(&order, authorization, at);
-            Transition::to(
-                S::Approved { saga_id, order, authorization: authorization.clone(), approved_at: at },
-                command,
-            )
-        }
-        (
-            S::CommittingInventory { authorization, pending, .. },
-            E::StepTimedOut { step: Step::CommitInventory },
-        ) => {
-            let command = command::commit(&order, at);
-            let (authorization, pending) = (authorization.clone(), pending.retry(at, config));
-            Transition::to(S::CommittingInventory { saga_id, order, authorization, pending }, command)
-        }
-
-        (S::VoidingPayment { reason, .. }, E::PaymentVoided(_)) => {
-            release(saga_id, order, reason.clone(), at, config)
-        }
-        (S::VoidingPayment { reason, pending, .. }, E::StepTimedOut { step: Step::VoidPayment })
-            if pending.attempt >= config.compensation_attempts =>
-        {
-            give_up(saga_id, order, Step::VoidPayment, reason, pending, at)
-        }
-        (S::VoidingPayment { reason, pending, .. }, E::StepTimedOut { step: Step::VoidPayment }) => {
-            let command = command::void(&order, reason, at);
-            let (reason, pending) = (reason.clone(), pending.retry(at, config));
-            Transition::to(S::VoidingPayment { saga_id, order, reason, pending }, command)
-        }
-
-        (S::ReleasingInventory { reason, .. }, E::InventoryReleased(_)) => reject(saga_id, order, reason, at),
-        (S::ReleasingInventory { reason, pending, .. }, E::StepTimedOut { step: Step::ReleaseInventory })
-            if pending.attempt >= config.compensation_attempts =>
-        {
-            give_up(saga_id, order, Step::ReleaseInventory, reason, pending, at)
-        }
-        (S::ReleasingInventory { reason, pending, .. }, E::StepTimedOut { step: Step::ReleaseInventory }) => {
-            let command = command::release(&order, reason, at);
-            let (reason, pending) = (reason.clone(), pending.retry(at, config));
-            Transition::to(S::ReleasingInventory { saga_id, order, reason, pending }, command)
-        }
-
-        // Everything else answers, or is the timer of, another step than
-        // `waiting_on`: a duplicate, a late reply, a stale timer.
-        (_, E::StepTimedOut { .. }) => Transition::ignore(state, Ignored::StaleTimer { waiting_on }),
-        _ => Transition::ignore(state, Ignored::NotAwaited { waiting_on }),
-    }
-}
-
-/// A saga stopped in `COMPENSATION_FAILED` waits for the reply to its
-/// compensation `step` and carries on from there; nothing else moves it.
-fn resume(
+/// The reply `kind` to `step`, the step the saga waits on.
+fn answered(
     state: &OrderSaga,
     step: Step,
-    reason: &str,
     kind: &EventKind,
     at: DateTime<Utc>,
     config: &SagaConfig,
 ) -> Transition {
     let (saga_id, order) = (state.saga_id(), state.order().clone());
-    match (step, kind) {
-        (Step::VoidPayment, EventKind::PaymentVoided(_)) => {
-            release(saga_id, order, reason.to_owned(), at, config)
+    match judge(&order, state.authorization(), kind) {
+        Verdict::Done(authorization) => {
+            let authorization = authorization.or_else(|| state.authorization().cloned());
+            match step.undoes() {
+                // A compensation done: the next one back, or the end.
+                Some(_) => {
+                    let reason = reason_of(state).to_owned();
+                    compensate(saga_id, order, step.compensate_back(false), reason, at, config)
+                }
+                None => forward(saga_id, order, authorization, step.next(), at, config),
+            }
         }
-        (Step::ReleaseInventory, EventKind::InventoryReleased(_)) => reject(saga_id, order, reason, at),
-        (_, EventKind::StepTimedOut { .. }) => {
-            Transition::ignore(state, Ignored::StaleTimer { waiting_on: step })
+        Verdict::Refused(reason) if step.kind().is_compensated() => {
+            compensate(saga_id, order, step.compensate_back(false), reason, at, config)
         }
-        _ => Transition::ignore(state, Ignored::NotAwaited { waiting_on: step }),
+        Verdict::Refused(problem) | Verdict::Mismatch(problem) => {
+            if step.kind().is_compensated() {
+                compensate(saga_id, order, step.compensate_back(true), problem, at, config)
+            } else {
+                stop(state, step, problem, at)
+            }
+        }
     }
 }
 
-/// Stops the saga: compensation `step` got no reply to its last attempt.
-fn give_up(
-    saga_id: Uuid,
-    order: OrderSnapshot,
+/// The timer of `step`, which the saga waits on, fired after its deadline:
+/// what happens is the step kind's rule.
+fn timed_out(
+    state: &OrderSaga,
     step: Step,
-    reason: &str,
     pending: &Pending,
     at: DateTime<Utc>,
+    config: &SagaConfig,
 ) -> Transition {
-    let failure = format!(
-        "no reply to {step} after {} attempts, the last due {}",
-        pending.attempt,
-        pending.deadline.to_rfc3339()
-    );
-    let state = OrderSaga::CompensationFailed {
-        saga_id,
-        order,
-        step,
-        reason: reason.to_owned(),
-        failure,
-        failed_at: at,
+    match (step.kind(), config.attempts_of(step)) {
+        (StepKind::Compensatable | StepKind::Pivot, _) | (_, None) => {
+            let (saga_id, order) = (state.saga_id(), state.order().clone());
+            compensate(saga_id, order, step.compensate_back(true), timeout_reason(step, pending), at, config)
+        }
+        (StepKind::Retriable | StepKind::Compensation, Some(attempts)) if pending.attempt >= attempts => {
+            let failure = format!(
+                "no reply to {step} after {} attempts, the last due {}",
+                pending.attempt,
+                pending.deadline.to_rfc3339()
+            );
+            stop(state, step, failure, at)
+        }
+        (StepKind::Retriable | StepKind::Compensation, Some(_)) => {
+            resend(state, step, pending.retry(step, at, config), at)
+        }
+    }
+}
+
+/// A stopped saga waits for the reply to its `step` and carries on from
+/// there; nothing else moves it.
+fn resume_on_reply(
+    state: &OrderSaga,
+    step: Step,
+    kind: &EventKind,
+    at: DateTime<Utc>,
+    config: &SagaConfig,
+) -> Transition {
+    match kind {
+        EventKind::StepTimedOut { .. } => Transition::ignore(state, Ignored::StaleTimer { waiting_on: step }),
+        reply if reply.step() != step => Transition::ignore(state, Ignored::NotAwaited { waiting_on: step }),
+        reply => match judge(state.order(), state.authorization(), reply) {
+            Verdict::Done(_) => answered(state, step, reply, at, config),
+            Verdict::Refused(_) | Verdict::Mismatch(_) => {
+                Transition::ignore(state, Ignored::NotAwaited { waiting_on: step })
+            }
+        },
+    }
+}
+
+/// What `reply` says about its step for this order.
+fn judge(order: &OrderSnapshot, authorization: Option<&Authorization>, reply: &EventKind) -> Verdict {
+    use EventKind as E;
+    match reply {
+        E::InventoryReserved(reserved) if order.reserves_exactly(&reserved.lines) => Verdict::Done(None),
+        E::InventoryReserved(_) => {
+            Verdict::Mismatch("inventory reserved other lines than the order's".to_owned())
+        }
+        E::InventoryReservationFailed(failed) => {
+            let mut reason = format!("inventory reservation failed: {}", failed.reason);
+            if !failed.unavailable_skus.is_empty() {
+                reason.push_str(&format!(" (unavailable: {})", failed.unavailable_skus.join(", ")));
+            }
+            Verdict::Refused(reason)
+        }
+        E::PaymentAuthorized(authorized)
+            if authorized.amount_minor == order.total_minor && authorized.currency == order.currency =>
+        {
+            Verdict::Done(Some(Authorization {
+                authorization_id: authorized.authorization_id,
+                amount_minor: authorized.amount_minor,
+                currency: authorized.currency.clone(),
+                authorized_at: authorized.authorized_at,
+            }))
+        }
+        E::PaymentAuthorized(authorized) => Verdict::Mismatch(format!(
+            "payment authorized {} {} but the order total is {} {}",
+            authorized.amount_minor, authorized.currency, order.total_minor, order.currency
+        )),
+        E::PaymentDeclined(declined) => Verdict::Refused(format!("payment declined: {}", declined.reason)),
+        E::PaymentCaptured(captured) => match authorization {
+            Some(a)
+                if a.authorization_id == captured.authorization_id
+                    && a.amount_minor == captured.amount_minor
+                    && a.currency == captured.currency =>
+            {
+                Verdict::Done(None)
+            }
+            _ => Verdict::Mismatch(format!(
+                "payment captured {} {} under authorization {}, which is not the saga's authorization{}",
+                captured.amount_minor,
+                captured.currency,
+                captured.authorization_id,
+                authorization
+                    .map(|a| format!(" {} of {} {}", a.authorization_id, a.amount_minor, a.currency))
+                    .unwrap_or_default()
+            )),
+        },
+        E::InventoryCommitted(_) | E::PaymentVoided(_) | E::InventoryReleased(_) => Verdict::Done(None),
+        E::StepTimedOut { step } => Verdict::Mismatch(format!("the timer of {step} is not a reply")),
+    }
+}
+
+/// The saga waiting on forward step `next` (its command sent as a first
+/// attempt), or approved when there is none left.
+fn forward(
+    saga_id: Uuid,
+    order: OrderSnapshot,
+    authorization: Option<Authorization>,
+    next: Option<Step>,
+    at: DateTime<Utc>,
+    config: &SagaConfig,
+) -> Transition {
+    use OrderSaga as S;
+    let step = match next {
+        Some(step) => step,
+        None => {
+            let Some(authorization) = authorization else {
+                return reject(saga_id, order, "approved without a payment authorization", at);
+            };
+            let command = command::approved(&order, &authorization, at);
+            return Transition::to(S::Approved { saga_id, order, authorization, approved_at: at }, command);
+        }
     };
-    Transition { state, commands: Vec::new(), ignored: None }
+    let pending = Pending::first(step, at, config);
+    let state = match (step, authorization) {
+        (Step::ReserveInventory, _) => S::ReservingInventory { saga_id, order, pending },
+        (Step::AuthorizePayment, _) => S::AuthorizingPayment { saga_id, order, pending },
+        (Step::CommitInventory, Some(authorization)) => {
+            S::CommittingInventory { saga_id, order, authorization, pending }
+        }
+        (Step::CapturePayment, Some(authorization)) => {
+            S::CapturingPayment { saga_id, order, authorization, pending }
+        }
+        // A step after the pivot without its authorization, or a
+        // compensation named as a forward step: not reachable from
+        // `Step::FORWARD`; undo what the saga may hold.
+        _ => {
+            return compensate(
+                saga_id,
+                order,
+                Step::AuthorizePayment.compensate_back(true),
+                format!("{step} has no authorization"),
+                at,
+                config,
+            );
+        }
+    };
+    resend(&state, step, pending, at)
+}
+
+/// The saga compensating with `compensation` (its first attempt), or
+/// rejected when nothing is left to undo.
+fn compensate(
+    saga_id: Uuid,
+    order: OrderSnapshot,
+    compensation: Option<Step>,
+    reason: String,
+    at: DateTime<Utc>,
+    config: &SagaConfig,
+) -> Transition {
+    let Some(step) = compensation else { return reject(saga_id, order, &reason, at) };
+    let pending = Pending::first(step, at, config);
+    let state = match step {
+        Step::VoidPayment => OrderSaga::VoidingPayment { saga_id, order, reason, pending },
+        _ => OrderSaga::ReleasingInventory { saga_id, order, reason, pending },
+    };
+    resend(&state, step, pending, at)
+}
+
+/// `state` waiting on `step` at attempt `pending`, its command (re-)sent.
+fn resend(state: &OrderSaga, step: Step, pending: Pending, at: DateTime<Utc>) -> Transition {
+    let order = state.order();
+    let command = match (step, state.authorization()) {
+        (Step::ReserveInventory, _) => command::reserve(order, at),
+        (Step::AuthorizePayment, _) => command::authorize(order, at),
+        (Step::CommitInventory, _) => command::commit(order, at),
+        (Step::CapturePayment, Some(authorization)) => command::capture(order, authorization, at),
+        (Step::VoidPayment, _) => command::void(order, reason_of(state), at),
+        (Step::ReleaseInventory, _) | (Step::CapturePayment, None) => {
+            command::release(order, reason_of(state), at)
+        }
+    };
+    Transition::to(state.clone().with_pending(pending), command)
+}
+
+/// Stops the saga at `step`: a retried step out of attempts, or a step
+/// after the pivot whose reply does not match.
+fn stop(state: &OrderSaga, step: Step, failure: String, at: DateTime<Utc>) -> Transition {
+    let (saga_id, order) = (state.saga_id(), state.order().clone());
+    match (step.kind(), state.authorization()) {
+        (StepKind::Retriable, Some(authorization)) => Transition::stop(OrderSaga::CompletionFailed {
+            saga_id,
+            order,
+            authorization: authorization.clone(),
+            step,
+            failure,
+            failed_at: at,
+        }),
+        _ => Transition::stop(OrderSaga::CompensationFailed {
+            saga_id,
+            order,
+            step,
+            reason: reason_of(state).to_owned(),
+            failure,
+            failed_at: at,
+        }),
+    }
+}
+
+/// Why the saga compensates; empty outside compensation.
+fn reason_of(state: &OrderSaga) -> &str {
+    match state {
+        OrderSaga::VoidingPayment { reason, .. }
+        | OrderSaga::ReleasingInventory { reason, .. }
+        | OrderSaga::CompensationFailed { reason, .. } => reason,
+        _ => "",
+    }
 }
 
 fn timeout_reason(step: Step, pending: &Pending) -> String {
     format!("no reply to {step} by {} (attempt {})", pending.deadline.to_rfc3339(), pending.attempt)
-}
-
-/// Starts compensating the payment (the reservation is released after it).
-fn void(
-    saga_id: Uuid,
-    order: OrderSnapshot,
-    reason: String,
-    at: DateTime<Utc>,
-    config: &SagaConfig,
-) -> Transition {
-    let command = command::void(&order, &reason, at);
-    Transition::to(
-        OrderSaga::VoidingPayment { saga_id, order, reason, pending: Pending::first(at, config) },
-        command,
-    )
-}
-
-/// Starts compensating the reservation.
-fn release(
-    saga_id: Uuid,
-    order: OrderSnapshot,
-    reason: String,
-    at: DateTime<Utc>,
-    config: &SagaConfig,
-) -> Transition {
-    let command = command::release(&order, &reason, at);
-    Transition::to(
-        OrderSaga::ReleasingInventory { saga_id, order, reason, pending: Pending::first(at, config) },
-        command,
-    )
 }
 
 /// Ends the saga rejected; nothing is held any more.
@@ -381,16 +471,19 @@ impl OrderSaga {
         start(saga_id, created, at, config)
     }
 
-    /// An operator's retry of a saga stopped in `COMPENSATION_FAILED`: its
-    /// compensation is sent again as a first attempt, with the saga's
-    /// original reason, and the saga waits for it as before. `None` for a
-    /// saga in any other state.
-    pub fn resume_compensation(&self, at: DateTime<Utc>, config: &SagaConfig) -> Option<Transition> {
-        let OrderSaga::CompensationFailed { saga_id, order, step, reason, .. } = self else { return None };
-        let (saga_id, order, reason) = (*saga_id, order.clone(), reason.clone());
-        match step {
-            Step::VoidPayment => Some(void(saga_id, order, reason, at, config)),
-            Step::ReleaseInventory => Some(release(saga_id, order, reason, at, config)),
+    /// An operator's retry of a stopped saga (`COMPENSATION_FAILED`,
+    /// `COMPLETION_FAILED`): the step it stopped on is sent again as a
+    /// first attempt (a compensation with the saga's original reason), and
+    /// the saga waits for it as before. `None` for a saga in any other state.
+    pub fn resume(&self, at: DateTime<Utc>, config: &SagaConfig) -> Option<Transition> {
+        let (saga_id, order) = (self.saga_id(), self.order().clone());
+        match self {
+            OrderSaga::CompensationFailed { step, reason, .. } => {
+                Some(compensate(saga_id, order, Some(*step), reason.clone(), at, config))
+            }
+            OrderSaga::CompletionFailed { step, authorization, .. } => {
+                Some(forward(saga_id, order, Some(authorization.clone()), Some(*step), at, config))
+            }
             _ => None,
         }
     }
@@ -398,5 +491,23 @@ impl OrderSaga {
     /// [`transition`]: feeds `event` to this saga.
     pub fn handle(&self, event: &Event, config: &SagaConfig) -> Result<Transition, TransitionError> {
         transition(self, event, config)
+    }
+
+    /// The same state waiting on attempt `pending` (unchanged for states
+    /// that wait on nothing).
+    fn with_pending(mut self, next: Pending) -> Self {
+        match &mut self {
+            OrderSaga::ReservingInventory { pending, .. }
+            | OrderSaga::AuthorizingPayment { pending, .. }
+            | OrderSaga::CommittingInventory { pending, .. }
+            | OrderSaga::CapturingPayment { pending, .. }
+            | OrderSaga::VoidingPayment { pending, .. }
+            | OrderSaga::ReleasingInventory { pending, .. } => *pending = next,
+            OrderSaga::Approved { .. }
+            | OrderSaga::Rejected { .. }
+            | OrderSaga::CompensationFailed { .. }
+            | OrderSaga::CompletionFailed { .. } => {}
+        }
+        self
     }
 }

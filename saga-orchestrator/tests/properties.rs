@@ -33,7 +33,7 @@ fn reply(fx: &Fixture, which: usize) -> EventKind {
     all.swap_remove(which % all.len())
 }
 
-const REPLY_KINDS: usize = 9;
+const REPLY_KINDS: usize = 10;
 
 fn action() -> impl Strategy<Value = Action> {
     let after = 0i64..120;
@@ -108,7 +108,9 @@ impl Run {
         // saga; a saga stopped on a compensation awaits only its reply.
         let is_timer = matches!(event.kind, EventKind::StepTimedOut { .. });
         let awaited = match &before {
-            OrderSaga::CompensationFailed { step, .. } => event.kind.step() == *step && !is_timer,
+            OrderSaga::CompensationFailed { step, .. } | OrderSaga::CompletionFailed { step, .. } => {
+                event.kind.step() == *step && !is_timer
+            }
             _ => before.pending().is_some_and(|(step, pending)| {
                 event.kind.step() == step && (!is_timer || pending.is_overdue(event.at))
             }),
@@ -130,6 +132,15 @@ impl Run {
             // Giving up a compensation after its last attempt sends nothing.
             prop_assert!(t.commands.is_empty(), "{:?}", names(&t.commands));
             let (step, pending) = before.pending().ok_or_else(|| TestCaseError::fail("stuck from rest"))?;
+            if let OrderSaga::CompletionFailed { step: stopped, failed_at, .. } = &t.state {
+                // Giving up a retriable step after the pivot: never compensated.
+                prop_assert_eq!(step.kind(), saga_orchestrator::StepKind::Retriable, "gave up {}", step);
+                prop_assert_eq!(pending.attempt, self.fx.config.retry_attempts);
+                prop_assert_eq!((*stopped, *failed_at), (step, event.at));
+                self.check_stored_form(&t.state)?;
+                self.state = t.state;
+                return Ok(());
+            }
             prop_assert!(matches!(step, Step::VoidPayment | Step::ReleaseInventory), "gave up {step}");
             prop_assert_eq!(pending.attempt, self.fx.config.compensation_attempts);
             let OrderSaga::CompensationFailed { step: stopped, reason, failed_at, .. } = &t.state else {
@@ -170,6 +181,10 @@ impl Run {
             Command::CommitInventory(_) => {
                 prop_assert!(self.sent("AuthorizePayment"), "commit before the pivot was requested");
                 prop_assert!(!compensating, "CommitInventory after a compensation started");
+            }
+            Command::CapturePayment(_) => {
+                prop_assert!(self.sent("CommitInventory"), "capture before the stock commit");
+                prop_assert!(!compensating, "CapturePayment after a compensation started");
             }
             Command::VoidPayment(_) => {
                 prop_assert!(self.sent("AuthorizePayment"), "void of a payment never requested");
@@ -217,7 +232,7 @@ impl Run {
         let mut shape: Vec<&str> = names(&self.log);
         shape.dedup();
         const ALLOWED: [&[&str]; 5] = [
-            &["ReserveInventory", "AuthorizePayment", "CommitInventory", "OrderApproved"],
+            &["ReserveInventory", "AuthorizePayment", "CommitInventory", "CapturePayment", "OrderApproved"],
             &["ReserveInventory", "OrderRejected"],
             &["ReserveInventory", "ReleaseInventory", "OrderRejected"],
             &["ReserveInventory", "AuthorizePayment", "ReleaseInventory", "OrderRejected"],
@@ -234,6 +249,13 @@ impl Run {
             prop_assert_eq!(outcomes, 0);
             let compensation = if *step == Step::VoidPayment { "VoidPayment" } else { "ReleaseInventory" };
             prop_assert_eq!(self.count(compensation), self.fx.config.compensation_attempts as usize);
+        } else if let OrderSaga::CompletionFailed { step, .. } = &self.state {
+            // Stopped after the pivot: no outcome, nothing compensated, the
+            // step sent exactly as often as allowed.
+            prop_assert_eq!(outcomes, 0);
+            prop_assert!(!self.sent("VoidPayment") && !self.sent("ReleaseInventory"));
+            let command = if *step == Step::CommitInventory { "CommitInventory" } else { "CapturePayment" };
+            prop_assert_eq!(self.count(command), self.fx.config.retry_attempts as usize);
         } else if self.state.is_terminal() {
             prop_assert!(matches!(self.state.status(), "APPROVED" | "REJECTED"));
             prop_assert_eq!(outcomes, 1);
@@ -252,9 +274,11 @@ impl Run {
     /// Answers the pending step (or the compensation a stopped saga waits
     /// on) successfully until the saga ends.
     fn finish(&mut self) -> Result<(), TestCaseError> {
-        for _ in 0..5 {
+        for _ in 0..6 {
             let step = match &self.state {
-                OrderSaga::CompensationFailed { step, .. } => *step,
+                OrderSaga::CompensationFailed { step, .. } | OrderSaga::CompletionFailed { step, .. } => {
+                    *step
+                }
                 state => match state.pending_step() {
                     Some(step) => step,
                     None => break,
@@ -324,7 +348,7 @@ proptest! {
                 "ReleaseInventory",
                 "OrderRejected",
             ],
-            _ => &["ReserveInventory", "AuthorizePayment", "CommitInventory", "OrderApproved"],
+            _ => &["ReserveInventory", "AuthorizePayment", "CommitInventory", "CapturePayment", "OrderApproved"],
         };
         let mut shape = names(&run.log);
         shape.dedup();

@@ -195,14 +195,20 @@ async fn the_happy_path_ends_approved_with_order_approved() -> TestResult {
     apply(&db.pool, &handler, &o.authorized(), o.saga_id).await?;
     assert_eq!(saga(&db.pool, o.saga_id).await?.1, "COMMITTING_INVENTORY");
     apply(&db.pool, &handler, &o.committed(), o.saga_id).await?;
+    assert_eq!(saga(&db.pool, o.saga_id).await?.1, "CAPTURING_PAYMENT");
+    apply(&db.pool, &handler, &o.captured(), o.saga_id).await?;
 
     let (stored, status, deadline) = saga(&db.pool, o.saga_id).await?;
-    assert_eq!((status.as_str(), stored.version, deadline), ("APPROVED", 4, None));
+    assert_eq!((status.as_str(), stored.version, deadline), ("APPROVED", 5, None));
     let sent = outbox(&db.pool, o.order_id).await?;
-    assert_eq!(names(&sent), ["ReserveInventory", "AuthorizePayment", "CommitInventory", "OrderApproved"]);
+    assert_eq!(
+        names(&sent),
+        ["ReserveInventory", "AuthorizePayment", "CommitInventory", "CapturePayment", "OrderApproved"]
+    );
     assert_eq!(sent[1].topic, "payment.commands");
     assert_eq!(sent[1].body["amount_minor"], 399);
-    assert_eq!(sent[3].topic, "orders.events");
+    assert_eq!(sent[3].topic, "payment.commands");
+    assert_eq!(sent[4].topic, "orders.events");
     assert_eq!(sent[3].body["authorization_id"], o.authorization_id.to_string());
     Ok(())
 }

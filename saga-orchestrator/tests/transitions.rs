@@ -69,14 +69,24 @@ fn happy_path_reserves_authorizes_commits_and_approves() {
     };
     assert_eq!(commit.order_id, fx.order_id);
 
-    let approved = fx.feed(&committing.state, fx.at(4), fx.committed());
+    let capturing = fx.feed(&committing.state, fx.at(4), fx.committed());
+    assert_eq!(capturing.state.status(), "CAPTURING_PAYMENT");
+    let [Command::CapturePayment(capture)] = &capturing.commands[..] else {
+        panic!("{:?}", capturing.commands)
+    };
+    assert_eq!(
+        (capture.authorization_id, capture.amount_minor, capture.currency.as_str()),
+        (fx.authorization_id, 399, "EUR")
+    );
+
+    let approved = fx.feed(&capturing.state, fx.at(5), fx.captured());
     assert_eq!(approved.state.status(), "APPROVED");
     assert!(approved.state.is_terminal());
     assert_eq!((approved.state.pending_step(), approved.state.deadline()), (None, None));
     let [Command::OrderApproved(done)] = &approved.commands[..] else { panic!("{:?}", approved.commands) };
     assert_eq!(
         (done.order_id, done.authorization_id, done.approved_at),
-        (fx.order_id, fx.authorization_id, fx.at(4))
+        (fx.order_id, fx.authorization_id, fx.at(5))
     );
 }
 
@@ -195,7 +205,7 @@ fn commit_timeout_resends_commit_with_backoff_and_never_compensates() {
     }
     assert_eq!(waits, [60, 120, 240, 240, 240], "doubling, capped at max_step_timeout");
     let done = fx.feed(&state, fx.at(10_000), fx.committed());
-    assert_eq!(done.state.status(), "APPROVED");
+    assert_eq!(done.state.status(), "CAPTURING_PAYMENT");
 }
 
 #[test]
@@ -241,7 +251,8 @@ fn a_timer_of_a_step_already_left_is_ignored() {
 #[test]
 fn duplicate_replies_are_ignored_in_every_later_state() {
     let fx = Fixture::new();
-    let path: Vec<EventKind> = vec![fx.reserved().into(), fx.authorized().into(), fx.committed().into()];
+    let path: Vec<EventKind> =
+        vec![fx.reserved().into(), fx.authorized().into(), fx.committed().into(), fx.captured().into()];
     let mut state = fx.start().state;
     let mut handled: Vec<EventKind> = Vec::new();
     for kind in path {
@@ -296,7 +307,10 @@ fn late_success_of_a_step_being_compensated_is_ignored() {
 fn every_event_after_the_end_is_ignored() {
     let fx = Fixture::new();
     let (rejected, _) = run(&fx, vec![fx.reservation_failed().into()]);
-    let (approved, _) = run(&fx, vec![fx.reserved().into(), fx.authorized().into(), fx.committed().into()]);
+    let (approved, _) = run(
+        &fx,
+        vec![fx.reserved().into(), fx.authorized().into(), fx.committed().into(), fx.captured().into()],
+    );
     for terminal in [rejected, approved] {
         let timers = Step::ALL.into_iter().map(|step| EventKind::StepTimedOut { step });
         for kind in fx.all_replies().into_iter().chain(timers) {
@@ -323,7 +337,10 @@ fn events_of_another_saga_or_order_are_refused() {
         Err(TransitionError::MatchOrder { got, .. }) if got == Uuid::from_u128(98)
     ));
     // Even a finished saga refuses, rather than ignores, a misrouted event.
-    let (approved, _) = run(&fx, vec![fx.reserved().into(), fx.authorized().into(), fx.committed().into()]);
+    let (approved, _) = run(
+        &fx,
+        vec![fx.reserved().into(), fx.authorized().into(), fx.committed().into(), fx.captured().into()],
+    );
     assert!(matches!(approved.handle(&other_saga, &fx.config), Err(TransitionError::MatchSaga { .. })));
 }
 
@@ -374,9 +391,25 @@ fn every_state_round_trips_through_json_tagged_with_its_status() {
     let releasing = fx.feed(&voiding, fx.at(40), fx.voided()).state;
     let rejected = fx.feed(&releasing, fx.at(41), fx.released()).state;
     let committing = fx.feed(&authorizing, fx.at(2), fx.authorized()).state;
-    let approved = fx.feed(&committing, fx.at(3), fx.committed()).state;
+    let capturing = fx.feed(&committing, fx.at(3), fx.committed()).state;
+    let approved = fx.feed(&capturing, fx.at(4), fx.captured()).state;
     let stuck = given_up(&fx, releasing.clone());
-    let states = [fx.start().state, authorizing, committing, voiding, releasing, approved, rejected, stuck];
+    let mut not_captured = capturing.clone();
+    for _ in 0..fx.config.retry_attempts {
+        not_captured = fx.time_out(&not_captured).state;
+    }
+    let states = [
+        fx.start().state,
+        authorizing,
+        committing,
+        capturing,
+        voiding,
+        releasing,
+        approved,
+        rejected,
+        stuck,
+        not_captured,
+    ];
 
     let statuses: Vec<&str> = states.iter().map(OrderSaga::status).collect();
     assert_eq!(statuses, OrderSaga::STATUSES, "one fixture per state, in declaration order");
@@ -460,7 +493,7 @@ fn an_operator_resumes_a_stopped_saga_with_a_first_attempt_of_its_compensation()
     let OrderSaga::VoidingPayment { reason, .. } = &voiding else { panic!("{voiding:?}") };
     let reason = reason.clone();
     let stuck = given_up(&fx, voiding);
-    let resumed = stuck.resume_compensation(fx.at(100_000), &fx.config).expect("a stopped saga resumes");
+    let resumed = stuck.resume(fx.at(100_000), &fx.config).expect("a stopped saga resumes");
     assert_eq!(names(&resumed.commands), ["VoidPayment"]);
     let OrderSaga::VoidingPayment { reason: kept, pending, .. } = &resumed.state else {
         panic!("{resumed:?}")
@@ -468,6 +501,67 @@ fn an_operator_resumes_a_stopped_saga_with_a_first_attempt_of_its_compensation()
     assert_eq!((kept, pending.attempt), (&reason, 1));
     assert_eq!(resumed.state.deadline(), Some(fx.at(100_000) + TimeDelta::seconds(30)));
     // Nothing else is resumed.
-    assert!(authorizing(&fx).resume_compensation(fx.at(1), &fx.config).is_none());
-    assert!(resumed.state.resume_compensation(fx.at(1), &fx.config).is_none());
+    assert!(authorizing(&fx).resume(fx.at(1), &fx.config).is_none());
+    assert!(resumed.state.resume(fx.at(1), &fx.config).is_none());
+}
+
+#[test]
+fn a_commit_that_keeps_failing_stops_visibly_never_compensates_and_resumes() {
+    let fx = Fixture::new();
+    let (mut state, mut sent) = run(&fx, vec![fx.reserved().into(), fx.authorized().into()]);
+    for _ in 0..fx.config.retry_attempts {
+        let t = fx.time_out(&state);
+        sent.extend(t.commands);
+        state = t.state;
+    }
+    let OrderSaga::CompletionFailed { step, failure, .. } = &state else { panic!("{state:?}") };
+    assert_eq!(*step, Step::CommitInventory);
+    assert!(failure.contains("after 6 attempts"), "{failure}");
+    assert_eq!((state.deadline(), state.is_stuck(), state.is_terminal()), (None, true, false));
+    assert!(
+        !sent.iter().any(Command::is_compensation),
+        "a retriable step was compensated: {:?}",
+        names(&sent)
+    );
+    assert_eq!(sent.iter().filter(|c| matches!(c, Command::CommitInventory(_))).count(), 6);
+    // Timers do nothing to a stopped saga; an operator's resume sends the commit again.
+    let timer = fx.feed(&state, fx.at(1_000_000), EventKind::StepTimedOut { step: Step::CommitInventory });
+    assert!(timer.is_ignored());
+    let resumed = state.resume(fx.at(1_000_000), &fx.config).expect("a stopped saga resumes");
+    assert_eq!(
+        (resumed.state.status(), names(&resumed.commands)),
+        ("COMMITTING_INVENTORY", vec!["CommitInventory"])
+    );
+    assert_eq!(resumed.state.pending().map(|(_, p)| p.attempt), Some(1));
+    // A late reply to the stopped step carries it on as well.
+    let late = fx.feed(&state, fx.at(1_000_001), fx.committed());
+    assert_eq!((late.state.status(), names(&late.commands)), ("CAPTURING_PAYMENT", vec!["CapturePayment"]));
+}
+
+#[test]
+fn a_capture_of_another_amount_stops_the_saga_instead_of_approving() {
+    let fx = Fixture::new();
+    let (state, _) = run(&fx, vec![fx.reserved().into(), fx.authorized().into(), fx.committed().into()]);
+    let wrong = events::messages::payment::PaymentCaptured { amount_minor: 1, ..fx.captured() };
+    let t = fx.feed(&state, fx.at(5), wrong);
+    assert_eq!(t.state.status(), "COMPLETION_FAILED");
+    assert!(t.commands.is_empty());
+}
+
+#[test]
+fn step_kinds_decide_what_a_timeout_does() {
+    // Compensatable and pivot steps are undone on timeout; retriable ones
+    // are re-sent; a per-step timeout sets that step's deadline only.
+    let mut fx = Fixture::new();
+    fx.config.step_timeouts.insert(Step::AuthorizePayment, std::time::Duration::from_secs(5));
+    let reserving = fx.start().state;
+    assert_eq!(reserving.deadline(), Some(fx.at(30)));
+    assert_eq!(names(&fx.time_out(&reserving).commands), ["ReleaseInventory"]);
+    let authorizing = fx.feed(&reserving, fx.at(1), fx.reserved()).state;
+    assert_eq!(authorizing.deadline(), Some(fx.at(6)), "AUTHORIZE_PAYMENT has a timeout of its own");
+    assert_eq!(names(&fx.time_out(&authorizing).commands), ["VoidPayment"]);
+    let committing = fx.feed(&authorizing, fx.at(2), fx.authorized()).state;
+    assert_eq!(names(&fx.time_out(&committing).commands), ["CommitInventory"]);
+    let capturing = fx.feed(&committing, fx.at(3), fx.committed()).state;
+    assert_eq!(names(&fx.time_out(&capturing).commands), ["CapturePayment"]);
 }

@@ -41,6 +41,8 @@ pub const ALL: &[MessageType] = &[
     MessageType::of::<payment::PaymentDeclined>(),
     MessageType::of::<payment::VoidPayment>(),
     MessageType::of::<payment::PaymentVoided>(),
+    MessageType::of::<payment::CapturePayment>(),
+    MessageType::of::<payment::PaymentCaptured>(),
 ];
 
 macro_rules! embed {
@@ -67,4 +69,6 @@ pub(crate) const EMBEDDED_SCHEMAS: &[(&str, &str)] = embed![
     "payment/PaymentDeclined.v1.avsc",
     "payment/VoidPayment.v1.avsc",
     "payment/PaymentVoided.v1.avsc",
+    "payment/CapturePayment.v1.avsc",
+    "payment/PaymentCaptured.v1.avsc",
 ];

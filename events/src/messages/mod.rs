@@ -20,7 +20,8 @@
 //! [`inventory::InventoryReservationFailed`], then
 //! [`payment::AuthorizePayment`] → [`payment::PaymentAuthorized`] |
 //! [`payment::PaymentDeclined`], then [`inventory::CommitInventory`] →
-//! [`inventory::InventoryCommitted`] and [`order::OrderApproved`].
+//! [`inventory::InventoryCommitted`], then [`payment::CapturePayment`] →
+//! [`payment::PaymentCaptured`] and [`order::OrderApproved`].
 //! Compensations: [`inventory::ReleaseInventory`] →
 //! [`inventory::InventoryReleased`], [`payment::VoidPayment`] →
 //! [`payment::PaymentVoided`], ending in [`order::OrderRejected`].

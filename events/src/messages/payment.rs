@@ -95,3 +95,44 @@ pub struct PaymentVoided {
     pub voided_at: DateTime<Utc>,
 }
 order_message!(PaymentVoided, "saga.payment.PaymentVoided", 1, PAYMENT_REPLIES);
+
+/// Command, after the pivot: capture (charge) the authorized amount. A
+/// retriable step: idempotent, and never declined on a business rule (the
+/// service captures an authorization it holds; a repeated command is
+/// answered with the first capture).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturePayment {
+    /// The order being charged.
+    #[serde(with = "uuid_string")]
+    pub order_id: Uuid,
+    /// The authorization to capture (from [`PaymentAuthorized`]).
+    #[serde(with = "uuid_string")]
+    pub authorization_id: Uuid,
+    /// Amount to capture, in minor units: the authorized amount.
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// When the orchestrator issued the command.
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub requested_at: DateTime<Utc>,
+}
+order_message!(CapturePayment, "saga.payment.CapturePayment", 1, PAYMENT_COMMANDS);
+
+/// Reply: the authorized amount is captured; the customer is charged once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCaptured {
+    /// The order.
+    #[serde(with = "uuid_string")]
+    pub order_id: Uuid,
+    /// The authorization that was captured.
+    #[serde(with = "uuid_string")]
+    pub authorization_id: Uuid,
+    /// Amount captured, in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// When it was first captured (a repeated command answers the same).
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub captured_at: DateTime<Utc>,
+}
+order_message!(PaymentCaptured, "saga.payment.PaymentCaptured", 1, PAYMENT_REPLIES);

@@ -29,6 +29,14 @@ struct Config {
     /// COMPENSATION_FAILED for an operator.
     #[arg(long, env = "COMPENSATION_ATTEMPTS", default_value_t = SagaConfig::default().compensation_attempts)]
     compensation_attempts: u32,
+    /// Sends of a retriable step (stock commit, payment capture) without a
+    /// reply before the saga stops in COMPLETION_FAILED for an operator.
+    #[arg(long, env = "RETRY_ATTEMPTS", default_value_t = SagaConfig::default().retry_attempts)]
+    retry_attempts: u32,
+    /// First-attempt timeouts of single steps, overriding STEP_TIMEOUT_MS for
+    /// them: `STEP=DURATION` pairs, e.g. `AUTHORIZE_PAYMENT=10s,COMMIT_INVENTORY=2m`.
+    #[arg(long, env = "STEP_TIMEOUTS", default_value = "", value_parser = SagaConfig::parse_step_timeouts)]
+    step_timeouts: std::collections::BTreeMap<saga_orchestrator::Step, Duration>,
     /// How often overdue sagas are timed out, in milliseconds.
     #[arg(long, env = "SWEEP_INTERVAL_MS", default_value_t = 1_000)]
     sweep_interval_ms: u64,
@@ -42,6 +50,8 @@ async fn main() -> anyhow::Result<()> {
         .with_step_timeout(Duration::from_millis(config.step_timeout_ms));
     orchestrator.sweeper.interval = Duration::from_millis(config.sweep_interval_ms);
     orchestrator.saga.compensation_attempts = config.compensation_attempts;
+    orchestrator.saga.retry_attempts = config.retry_attempts;
+    orchestrator.saga.step_timeouts = config.step_timeouts;
     orchestrator.consumer =
         consumers::ConsumerConfig::for_service("saga-orchestrator", &config.kafka, config.group_id, &TOPICS)?;
     orchestrator.validate()?;

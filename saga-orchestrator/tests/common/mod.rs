@@ -11,7 +11,7 @@ use events::messages::inventory::{
     InventoryCommitted, InventoryReleased, InventoryReservationFailed, InventoryReserved, StockLine,
 };
 use events::messages::order::{OrderCreated, OrderLine};
-use events::messages::payment::{PaymentAuthorized, PaymentDeclined, PaymentVoided};
+use events::messages::payment::{PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided};
 use saga_orchestrator::{Command, Event, EventKind, OrderSaga, SagaConfig, Step, Transition};
 use uuid::Uuid;
 
@@ -37,6 +37,8 @@ impl Fixture {
                 step_timeout: Duration::from_secs(30),
                 max_step_timeout: Duration::from_secs(240),
                 compensation_attempts: 4,
+                retry_attempts: 6,
+                ..SagaConfig::default()
             },
             t0: DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
         }
@@ -133,6 +135,16 @@ impl Fixture {
         InventoryCommitted { order_id: self.order_id, committed_at: self.t0 }
     }
 
+    pub(crate) fn captured(&self) -> PaymentCaptured {
+        PaymentCaptured {
+            order_id: self.order_id,
+            authorization_id: self.authorization_id,
+            amount_minor: 399,
+            currency: "EUR".into(),
+            captured_at: self.t0,
+        }
+    }
+
     pub(crate) fn voided(&self) -> PaymentVoided {
         PaymentVoided { order_id: self.order_id, authorization_id: None, voided_at: self.t0 }
     }
@@ -149,6 +161,7 @@ impl Fixture {
             self.authorized().into(),
             self.declined().into(),
             self.committed().into(),
+            self.captured().into(),
             self.voided().into(),
             self.released().into(),
         ]
@@ -160,6 +173,7 @@ impl Fixture {
             Step::ReserveInventory => self.reserved().into(),
             Step::AuthorizePayment => self.authorized().into(),
             Step::CommitInventory => self.committed().into(),
+            Step::CapturePayment => self.captured().into(),
             Step::VoidPayment => self.voided().into(),
             Step::ReleaseInventory => self.released().into(),
         }

@@ -9,7 +9,8 @@
 use chrono::Utc;
 use consumers::{Handler, HandlerError, InboundMessage};
 use events::messages::payment::{
-    AuthorizePayment, PaymentAuthorized, PaymentDeclined, PaymentVoided, VoidPayment,
+    AuthorizePayment, CapturePayment, PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided,
+    VoidPayment,
 };
 use outbox::enqueue_reply as reply;
 use sqlx::{Postgres, Transaction};
@@ -55,6 +56,8 @@ impl Handler for PaymentHandler {
                 self.authorize(message, &message.decode()?, tx).await
             } else if message.is::<VoidPayment>() {
                 void(message, &message.decode()?, tx).await
+            } else if message.is::<CapturePayment>() {
+                capture(message, &message.decode()?, tx).await
             } else {
                 Err(HandlerError::unknown_type(message))
             }
@@ -77,7 +80,7 @@ impl PaymentHandler {
         if let Some(existing) = payments::find_payment(tx, cmd.order_id).await? {
             tracing::info!(status = existing.status.as_str(), "payment exists; answering as before");
             return match (existing.status, existing.authorization_id) {
-                (Status::Authorized, Some(authorization_id)) => {
+                (Status::Authorized | Status::Captured, Some(authorization_id)) => {
                     reply(tx, m, &authorized(&existing, authorization_id, cmd)).await
                 }
                 (Status::Voided, None) => {
@@ -103,6 +106,7 @@ impl PaymentHandler {
             currency: Some(cmd.currency.clone()),
             reason: None,
             created_at: Utc::now(),
+            captured_at: None,
         };
         if let Some(reason) = self.refusal(cmd) {
             record.status = Status::Declined;
@@ -158,6 +162,7 @@ async fn void(
                 currency: None,
                 reason: Some(cmd.reason.clone()),
                 created_at: Utc::now(),
+                captured_at: None,
             };
             payments::insert_payment(tx, &tombstone).await?;
             tracing::info!("void before authorize: tombstone written");
@@ -174,6 +179,71 @@ async fn void(
         }
     };
     reply(tx, m, &PaymentVoided { order_id: cmd.order_id, authorization_id, voided_at: Utc::now() }).await
+}
+
+/// A payment refused for capture: the command does not match what this
+/// service holds. Not a business decline (capture has none): a fault the
+/// saga cannot have caused, so it goes to the dead-letter topic and the
+/// saga, unanswered, stops in COMPLETION_FAILED for an operator.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot capture order {order_id}: {problem}")]
+pub struct CaptureRefused {
+    /// The order.
+    pub order_id: Uuid,
+    /// What does not match.
+    pub problem: String,
+}
+
+/// Captures the order's authorization (once): answers `PaymentCaptured`,
+/// with the first capture's time when repeated.
+async fn capture(
+    m: &InboundMessage,
+    cmd: &CapturePayment,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), HandlerError> {
+    payments::lock_order(tx, cmd.order_id).await?;
+    let refused =
+        |problem: String| HandlerError::permanent(CaptureRefused { order_id: cmd.order_id, problem });
+    let Some(p) = payments::find_payment(tx, cmd.order_id).await? else {
+        return Err(refused("no payment is authorized for it".to_owned()));
+    };
+    if p.authorization_id != Some(cmd.authorization_id)
+        || p.amount_minor != Some(cmd.amount_minor)
+        || p.currency.as_deref() != Some(cmd.currency.as_str())
+    {
+        return Err(refused(format!(
+            "the command names authorization {} of {} {}, the payment is {:?} of {:?} {:?}",
+            cmd.authorization_id,
+            cmd.amount_minor,
+            cmd.currency,
+            p.authorization_id,
+            p.amount_minor,
+            p.currency
+        )));
+    }
+    let captured_at = match (p.status, p.captured_at) {
+        (Status::Captured, Some(at)) => {
+            tracing::info!("already captured; answering as before");
+            at
+        }
+        (Status::Authorized, _) => {
+            let at = Utc::now();
+            if !payments::capture(tx, cmd.order_id, at).await? {
+                return Err(refused("the authorization changed while capturing".to_owned()));
+            }
+            tracing::info!(amount_minor = cmd.amount_minor, "payment captured");
+            at
+        }
+        (status, _) => return Err(refused(format!("the payment is {}", status.as_str()))),
+    };
+    let captured = PaymentCaptured {
+        order_id: cmd.order_id,
+        authorization_id: cmd.authorization_id,
+        amount_minor: cmd.amount_minor,
+        currency: cmd.currency.clone(),
+        captured_at,
+    };
+    reply(tx, m, &captured).await
 }
 
 fn authorized(p: &Payment, authorization_id: Uuid, cmd: &AuthorizePayment) -> PaymentAuthorized {

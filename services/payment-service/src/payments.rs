@@ -59,6 +59,8 @@ impl From<PaymentError> for HandlerError {
 pub enum Status {
     /// The amount is held under an authorization id.
     Authorized,
+    /// Charged (after the stock commit); `captured_at` says when.
+    Captured,
     /// Refused.
     Declined,
     /// Cancelled, or a tombstone left by a void that came first.
@@ -70,13 +72,16 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Authorized => "AUTHORIZED",
+            Status::Captured => "CAPTURED",
             Status::Declined => "DECLINED",
             Status::Voided => "VOIDED",
         }
     }
 
     fn parse(s: &str) -> Option<Status> {
-        [Status::Authorized, Status::Declined, Status::Voided].into_iter().find(|v| v.as_str() == s)
+        [Status::Authorized, Status::Captured, Status::Declined, Status::Voided]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
@@ -97,6 +102,8 @@ pub struct Payment {
     pub reason: Option<String>,
     /// When the decision was made.
     pub created_at: DateTime<Utc>,
+    /// When the amount was captured, once it was.
+    pub captured_at: Option<DateTime<Utc>>,
 }
 
 /// Serialises every command of `order_id` until the transaction ends.
@@ -113,7 +120,8 @@ pub async fn lock_order(conn: &mut PgConnection, order_id: Uuid) -> Result<(), P
 pub async fn find_payment(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Payment>, PaymentError> {
     let err = |source| PaymentError::ReadPayment { order_id, source };
     let row = sqlx::query(
-        "SELECT status, authorization_id, amount_minor, currency, reason, created_at FROM payments WHERE order_id = $1",
+        "SELECT status, authorization_id, amount_minor, currency, reason, created_at, captured_at
+         FROM payments WHERE order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(conn)
@@ -131,6 +139,7 @@ pub async fn find_payment(conn: &mut PgConnection, order_id: Uuid) -> Result<Opt
         currency: row.try_get("currency").map_err(err)?,
         reason: row.try_get("reason").map_err(err)?,
         created_at: row.try_get("created_at").map_err(err)?,
+        captured_at: row.try_get("captured_at").map_err(err)?,
     }))
 }
 
@@ -154,6 +163,25 @@ pub async fn insert_payment(conn: &mut PgConnection, p: &Payment) -> Result<(), 
     Ok(())
 }
 
+/// Marks an authorized payment CAPTURED at `at`; returns whether a row was
+/// authorized (and is now captured).
+pub async fn capture(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, PaymentError> {
+    let done = sqlx::query(
+        "UPDATE payments SET status = 'CAPTURED', captured_at = $2, updated_at = now()
+         WHERE order_id = $1 AND status = 'AUTHORIZED'",
+    )
+    .bind(order_id)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(|source| PaymentError::WritePayment { order_id, source })?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Marks an authorized payment VOIDED with `reason`; the authorization id stays.
 pub async fn void(conn: &mut PgConnection, order_id: Uuid, reason: &str) -> Result<(), PaymentError> {
     sqlx::query("UPDATE payments SET status = 'VOIDED', reason = $2, updated_at = now() WHERE order_id = $1")
@@ -171,7 +199,7 @@ mod tests {
 
     #[test]
     fn status_round_trips() {
-        for s in [Status::Authorized, Status::Declined, Status::Voided] {
+        for s in [Status::Authorized, Status::Captured, Status::Declined, Status::Voided] {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
         assert_eq!(Status::parse("PENDING"), None);

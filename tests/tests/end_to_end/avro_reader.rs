@@ -139,6 +139,8 @@ async fn fastavro_decodes_every_record_of_a_saga_run() -> anyhow::Result<()> {
         "saga.payment.PaymentDeclined",
         "saga.inventory.CommitInventory",
         "saga.inventory.InventoryCommitted",
+        "saga.payment.CapturePayment",
+        "saga.payment.PaymentCaptured",
         "saga.inventory.ReleaseInventory",
         "saga.inventory.InventoryReleased",
         "saga.order.OrderApproved",

@@ -4,7 +4,7 @@
 //! consumer, all talking only through Kafka. Three orders take the three
 //! roads of the saga:
 //!
-//! 1. stock and payment available → APPROVED, stock committed;
+//! 1. stock and payment available → APPROVED, stock committed, payment captured;
 //! 2. not enough stock → REJECTED, nothing to compensate;
 //! 3. payment declined → stock reserved, then released in compensation →
 //!    REJECTED, stock back where it was.
@@ -69,11 +69,12 @@ async fn orders_end_approved_or_rejected_with_compensation() -> anyhow::Result<(
     assert_eq!(status_of(ids[0]), Some("COMMITTED"));
     assert_eq!(status_of(ids[1]), Some("FAILED"));
     assert_eq!(status_of(ids[2]), Some("RELEASED"));
-    // Payment: one authorization, one decline, nothing for the order without stock.
+    // Payment: the approved order captured (charged once), one decline,
+    // nothing for the order without stock.
     let payments: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT order_id, status FROM payments").fetch_all(&payment).await?;
     assert_eq!(payments.len(), 2, "{payments:?}");
-    assert!(payments.contains(&(ids[0], "AUTHORIZED".into())), "{payments:?}");
+    assert!(payments.contains(&(ids[0], "CAPTURED".into())), "{payments:?}");
     assert!(payments.contains(&(ids[2], "DECLINED".into())), "{payments:?}");
     // The orchestrator's record agrees.
     let sagas: Vec<(Uuid, String)> =
@@ -136,9 +137,9 @@ async fn twenty_orders_for_the_last_unit_approve_exactly_one() -> anyhow::Result
             .fetch_one(&system.inventory)
             .await?;
     assert_eq!(stock, (0, 0), "the unit left, nothing is held");
-    let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'AUTHORIZED'")
+    let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'CAPTURED'")
         .fetch_one(&system.payment)
         .await?;
-    assert_eq!(payments, 1, "only the approved order was authorized");
+    assert_eq!(payments, 1, "only the approved order was charged");
     system.stop().await
 }
