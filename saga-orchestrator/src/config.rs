@@ -203,7 +203,9 @@ mod tests {
         assert_eq!(c.timeout_for(Step::CommitInventory, 2), Duration::from_secs(1));
         assert_eq!(c.timeout_for(Step::ReserveInventory, 1), Duration::from_secs(10));
         assert!(c.validate().is_ok());
-        assert!(matches!(SagaConfig::parse_step_timeouts("PACK_PARCEL=1s"), Err(e) if e.contains("unknown step")));
+        assert!(
+            matches!(SagaConfig::parse_step_timeouts("PACK_PARCEL=1s"), Err(e) if e.contains("unknown step"))
+        );
         assert!(SagaConfig::parse_step_timeouts("VOID_PAYMENT").is_err());
         c.step_timeouts.insert(Step::VoidPayment, Duration::from_secs(61));
         assert!(c.validate().is_err(), "a step timeout above the cap");
