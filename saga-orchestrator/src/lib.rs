@@ -2,7 +2,7 @@
 //!
 //! The saga that turns a created order into an approved or a rejected one:
 //! reserve the stock, authorize the payment (the pivot), commit the stock,
-//! approve; or, when a step fails or times out, undo the steps already taken
+//! capture the payment, approve; or, when a step fails or times out, undo the steps already taken
 //! in reverse order and reject.
 //!
 //! The crate has two halves. The saga's logic: an enum of states,
@@ -40,14 +40,23 @@
 //! COMMITTING_INVENTORY
 //!      │ committed
 //!      ▼
+//! CAPTURING_PAYMENT
+//!      │ captured
+//!      ▼
 //! APPROVED
 //!
+//! COMMITTING_INVENTORY / CAPTURING_PAYMENT ──last attempt timed out──▶ COMPLETION_FAILED
+//! COMPLETION_FAILED ──committed / captured (late), or `saga resume`──▶ CAPTURING_PAYMENT / APPROVED
 //! VOIDING_PAYMENT / RELEASING_INVENTORY ──last attempt timed out──▶ COMPENSATION_FAILED
 //! COMPENSATION_FAILED ──voided / released (late)──▶ RELEASING_INVENTORY / REJECTED
 //! ```
-//! A timeout in `COMMITTING_INVENTORY`, `VOIDING_PAYMENT` or
-//! `RELEASING_INVENTORY` re-sends that step's command as a new attempt; it
-//! never changes the saga's direction. A compensation still unanswered after
+//! A timeout in `COMMITTING_INVENTORY`, `CAPTURING_PAYMENT`,
+//! `VOIDING_PAYMENT` or `RELEASING_INVENTORY` re-sends that step's command
+//! as a new attempt; it never changes the saga's direction (the step kinds,
+//! [`StepKind`], decide it). A retriable step still unanswered after
+//! [`SagaConfig::retry_attempts`] sends stops the saga in
+//! `COMPLETION_FAILED`. Timeouts fire only once the orchestrator has applied
+//! the replies that reached Kafka before them ([`horizon`]). A compensation still unanswered after
 //! [`SagaConfig::compensation_attempts`] sends stops the saga in
 //! `COMPENSATION_FAILED` (no deadline, nothing re-sent, the reason in the
 //! stored state, an error logged): a stuck state for an operator, never a
