@@ -132,7 +132,7 @@
 //! use chrono::{TimeDelta, Utc};
 //! use events::messages::inventory::{InventoryCommitted, InventoryReserved};
 //! use events::messages::order::{OrderCreated, OrderLine};
-//! use events::messages::payment::PaymentAuthorized;
+//! use events::messages::payment::{PaymentAuthorized, PaymentCaptured};
 //! use saga_orchestrator::{Command, Event, OrderSaga, SagaConfig};
 //! use uuid::Uuid;
 //!
@@ -157,9 +157,10 @@
 //! let next = started.state.handle(&Event::new(saga_id, now, reserved), &config)?;
 //! assert!(matches!(next.commands[..], [Command::AuthorizePayment(_)]));
 //!
+//! let authorization_id = Uuid::now_v7();
 //! let authorized = PaymentAuthorized {
 //!     order_id,
-//!     authorization_id: Uuid::now_v7(),
+//!     authorization_id,
 //!     amount_minor: 2500,
 //!     currency: "EUR".into(),
 //!     authorized_at: now,
@@ -169,12 +170,17 @@
 //!
 //! let later = now + TimeDelta::seconds(1);
 //! let committed = InventoryCommitted { order_id, committed_at: later };
-//! let done = next.state.handle(&Event::new(saga_id, later, committed.clone()), &config)?;
+//! let next = next.state.handle(&Event::new(saga_id, later, committed), &config)?;
+//! assert!(matches!(next.commands[..], [Command::CapturePayment(_)]));
+//!
+//! let captured =
+//!     PaymentCaptured { order_id, authorization_id, amount_minor: 2500, currency: "EUR".into(), captured_at: later };
+//! let done = next.state.handle(&Event::new(saga_id, later, captured.clone()), &config)?;
 //! assert_eq!(done.state.status(), "APPROVED");
 //! assert!(matches!(done.commands[..], [Command::OrderApproved(_)]));
 //!
 //! // A redelivered reply changes nothing.
-//! let again = done.state.handle(&Event::new(saga_id, later, committed), &config)?;
+//! let again = done.state.handle(&Event::new(saga_id, later, captured), &config)?;
 //! assert!(again.is_ignored() && again.commands.is_empty() && again.state == done.state);
 //! # Ok::<(), saga_orchestrator::TransitionError>(())
 //! ```
