@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "saga",
-    about = "Operate the saga system: topics, relay, tail, dead-letter re-drive, resume stopped sagas, outbox, schemas"
+    about = "Operate the saga system: topics, relay, tail, dead-letter re-drive, resume stopped sagas, outbox, schemas, load runs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,10 +26,13 @@ enum Command {
     Resume(resume::Args),
     /// Operate a service's outbox: parked rows, rebase after a restore.
     Outbox(outbox::Args),
+    /// The main job: push orders through the running system, wait for every saga, check the invariants.
+    Load(load::Args),
     /// List schemas with fingerprints and canonical forms; check a directory against the pinned set.
     Schemas(schemas::Args),
 }
 
+mod load;
 mod outbox;
 mod redrive;
 mod relay;
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Redrive(a) => redrive::run(a).await,
         Command::Resume(a) => resume::run(a).await,
         Command::Outbox(a) => outbox::run(a).await,
+        Command::Load(a) => load::run(a).await,
         Command::Schemas(a) => schemas::run(a),
     }
 }

@@ -193,10 +193,15 @@ impl Sweeper {
             let before = match overdue.saga {
                 Ok(before) => before,
                 Err(e) => {
-                    tracing::error!(%saga_id, error = %e, source = ?std::error::Error::source(&e),
-                        until = %postpone_until, "overdue saga cannot be read; postponed");
-                    store::postpone(&mut tx, saga_id, postpone_until).await?;
-                    report.postponed += 1;
+                    postpone(
+                        &mut tx,
+                        &mut report,
+                        saga_id,
+                        postpone_until,
+                        "overdue saga cannot be read",
+                        &e,
+                    )
+                    .await?;
                     continue;
                 }
             };
@@ -207,9 +212,7 @@ impl Sweeper {
             let next = match before.state.handle(&event, &self.saga) {
                 Ok(next) => next,
                 Err(e) => {
-                    tracing::error!(%saga_id, error = %e, until = %postpone_until, "timer refused; postponed");
-                    store::postpone(&mut tx, saga_id, postpone_until).await?;
-                    report.postponed += 1;
+                    postpone(&mut tx, &mut report, saga_id, postpone_until, "timer refused", &e).await?;
                     continue;
                 }
             };
@@ -233,10 +236,15 @@ impl Sweeper {
             let version = match saved {
                 Ok(version) => version,
                 Err(e) => {
-                    tracing::error!(%saga_id, error = %e, source = ?std::error::Error::source(&e),
-                        until = %postpone_until, "timed-out saga cannot be saved; postponed");
-                    store::postpone(&mut tx, saga_id, postpone_until).await?;
-                    report.postponed += 1;
+                    postpone(
+                        &mut tx,
+                        &mut report,
+                        saga_id,
+                        postpone_until,
+                        "timed-out saga cannot be saved",
+                        &e,
+                    )
+                    .await?;
                     continue;
                 }
             };
@@ -259,4 +267,20 @@ impl Sweeper {
         tx.commit().await.map_err(StoreError::CommitSweep)?;
         Ok(report)
     }
+}
+
+/// Moves a saga the sweep cannot handle out of the way until `until`, so the
+/// others go on, and says why in the log.
+async fn postpone(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    report: &mut SweepReport,
+    saga_id: uuid::Uuid,
+    until: DateTime<Utc>,
+    why: &str,
+    error: &(dyn std::error::Error + Send + Sync),
+) -> Result<(), StoreError> {
+    tracing::error!(%saga_id, %error, source = ?error.source(), %until, "{why}; postponed");
+    store::postpone(tx, saga_id, until).await?;
+    report.postponed += 1;
+    Ok(())
 }

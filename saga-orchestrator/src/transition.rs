@@ -215,15 +215,17 @@ fn answered(
                 None => forward(saga_id, order, authorization, step.next(), at, config),
             }
         }
-        Verdict::Refused(reason) if step.kind().is_compensated() => {
+        // Past the pivot nothing is undone: the saga stops for an operator.
+        Verdict::Refused(problem) | Verdict::Mismatch(problem) if !step.kind().is_compensated() => {
+            stop(state, step, problem, at)
+        }
+        // A refusal holds nothing: undo the steps before this one.
+        Verdict::Refused(reason) => {
             compensate(saga_id, order, step.compensate_back(false), reason, at, config)
         }
-        Verdict::Refused(problem) | Verdict::Mismatch(problem) => {
-            if step.kind().is_compensated() {
-                compensate(saga_id, order, step.compensate_back(true), problem, at, config)
-            } else {
-                stop(state, step, problem, at)
-            }
+        // A reply that does not match may hold something: undo this step too.
+        Verdict::Mismatch(problem) => {
+            compensate(saga_id, order, step.compensate_back(true), problem, at, config)
         }
     }
 }
@@ -406,9 +408,11 @@ fn resend(state: &OrderSaga, step: Step, pending: Pending, at: DateTime<Utc>) ->
         (Step::CommitInventory, _) => command::commit(order, at),
         (Step::CapturePayment, Some(authorization)) => command::capture(order, authorization, at),
         (Step::VoidPayment, _) => command::void(order, reason_of(state), at),
-        (Step::ReleaseInventory, _) | (Step::CapturePayment, None) => {
-            command::release(order, reason_of(state), at)
-        }
+        (Step::ReleaseInventory, _) => command::release(order, reason_of(state), at),
+        // Every state waiting on the capture holds its authorization
+        // (`forward` builds no other); were one without, nothing can be
+        // captured, and releasing the stock is what is left to undo.
+        (Step::CapturePayment, None) => command::release(order, reason_of(state), at),
     };
     Transition::to(state.clone().with_pending(pending), command)
 }

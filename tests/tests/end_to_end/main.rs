@@ -11,6 +11,7 @@ mod cluster;
 mod consumer_runtime;
 mod outbox_relay;
 mod saga;
+mod saga_faults;
 mod secure;
 mod smoke;
 mod system;
