@@ -6,15 +6,22 @@
 //! an order that was not stored, and no stored order goes unannounced.
 //!
 //! ## Layout
-//! * [`api`] — the axum router: `POST /orders`, `GET /orders/{id}`, `GET /health`.
+//! * [`api`] — the axum router: `POST /orders` (with `Idempotency-Key`),
+//!   `GET /orders/{id}`, `GET /orders` (paged, by status), `GET /health`;
+//!   every answer JSON, the status codes in its docs.
 //! * [`request`] — the request body and its validation (4xx with a message).
-//! * [`store`] — SQL: insert an order with its event, read one back.
+//! * [`currency`] — the ISO 4217 codes an order may use.
+//! * [`reason`] — the customer text of a rejection.
+//! * [`store`] — SQL: insert an order with its event (once per idempotency
+//!   key), read one back, list them.
 //! * [`outcome`] — the consumer handler that applies `OrderApproved` /
 //!   `OrderRejected` from `orders.events` (inbox-deduplicated).
 //! * [`migrate`] — this service's migrations plus the outbox's.
 
 pub mod api;
+pub mod currency;
 pub mod outcome;
+pub mod reason;
 pub mod request;
 pub mod store;
 

@@ -59,11 +59,17 @@ impl PlaceOrder {
     /// Checks the request and computes the total.
     pub fn validate(self) -> Result<ValidOrder, Invalid> {
         let bad = |m: String| Err(Invalid(m));
+        if self.customer_id.is_nil() {
+            return bad("customer_id must not be the nil UUID".into());
+        }
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
             return bad(format!(
                 "currency must be three upper-case letters (ISO 4217), got {:?}",
                 self.currency
             ));
+        }
+        if !crate::currency::is_known(&self.currency) {
+            return bad(format!("currency {:?} is not an ISO 4217 currency code in use", self.currency));
         }
         if self.lines.is_empty() {
             return bad("an order needs at least one line".into());
@@ -74,8 +80,12 @@ impl PlaceOrder {
         let mut total: i64 = 0;
         let mut lines = Vec::with_capacity(self.lines.len());
         for (i, l) in self.lines.into_iter().enumerate() {
-            if l.sku.trim().is_empty() || l.sku.len() > 64 {
-                return bad(format!("line {i}: sku must be 1 to 64 characters"));
+            let sku = l.sku.trim();
+            if !valid_sku(sku) {
+                return bad(format!(
+                    "line {i}: sku must be 1 to 64 letters, digits, '.', '_' or '-', got {:?}",
+                    l.sku
+                ));
             }
             if l.quantity < 1 {
                 return bad(format!("line {i}: quantity must be at least 1, got {}", l.quantity));
@@ -91,7 +101,14 @@ impl PlaceOrder {
                 Some(t) => t,
                 None => return bad("order total overflows".into()),
             };
-            lines.push(OrderLine { sku: l.sku, quantity: l.quantity, unit_price_minor: l.unit_price_minor });
+            lines.push(OrderLine {
+                sku: sku.to_owned(),
+                quantity: l.quantity,
+                unit_price_minor: l.unit_price_minor,
+            });
+        }
+        if total == 0 {
+            return bad("the order total must be greater than zero".into());
         }
         let channel = self.channel.unwrap_or_else(|| "web".into());
         if channel.is_empty() || channel.len() > 32 {
@@ -104,6 +121,39 @@ impl PlaceOrder {
             total_minor: total,
             channel,
         })
+    }
+}
+
+/// A SKU as stored: 1 to [`MAX_SKU_LEN`] ASCII letters, digits, `.`, `_`, `-`.
+pub fn valid_sku(sku: &str) -> bool {
+    (1..=MAX_SKU_LEN).contains(&sku.len())
+        && sku.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Longest SKU.
+pub const MAX_SKU_LEN: usize = 64;
+
+impl ValidOrder {
+    /// A digest of everything the order says (customer, currency, channel,
+    /// lines as validated), the same for two requests that differ only in
+    /// JSON layout, field order or blanks around a SKU: what an
+    /// `Idempotency-Key` is checked against.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        field(self.customer_id.as_bytes());
+        field(self.currency.as_bytes());
+        field(self.channel.as_bytes());
+        for l in &self.lines {
+            field(l.sku.as_bytes());
+            field(&l.quantity.to_be_bytes());
+            field(&l.unit_price_minor.to_be_bytes());
+        }
+        h.finalize().to_vec()
     }
 }
 
@@ -133,6 +183,20 @@ mod tests {
         assert!(
             req("EUR", vec![line(1, -5)]).validate().expect_err("must be refused").0.contains("negative")
         );
+        assert!(req("XYZ", vec![line(1, 1)]).validate().expect_err("must be refused").0.contains("ISO 4217"));
+        assert!(
+            req("EUR", vec![line(3, 0)])
+                .validate()
+                .expect_err("must be refused")
+                .0
+                .contains("greater than zero")
+        );
+        let nil = PlaceOrder { customer_id: Uuid::nil(), ..req("EUR", vec![line(1, 1)]) };
+        assert!(nil.validate().expect_err("must be refused").0.contains("nil"));
+        for sku in ["", "   ", "SKU 1", "SKU/1", "ü", &"A".repeat(65)] {
+            let r = req("EUR", vec![LineRequest { sku: sku.into(), ..line(1, 1) }]);
+            assert!(r.validate().expect_err("must be refused").0.contains("sku"), "{sku:?}");
+        }
         assert!(
             req("EUR", vec![line(2, i64::MAX)])
                 .validate()
@@ -140,5 +204,20 @@ mod tests {
                 .0
                 .contains("overflow")
         );
+    }
+
+    #[test]
+    fn skus_are_stored_trimmed_and_fingerprints_follow_content_not_layout() {
+        let padded = req("EUR", vec![LineRequest { sku: "  BOOK-1.a_b ".into(), ..line(1, 5) }]);
+        let v = padded.clone().validate().expect("valid");
+        assert_eq!(v.lines[0].sku, "BOOK-1.a_b");
+        let tight = PlaceOrder {
+            lines: vec![LineRequest { sku: "BOOK-1.a_b".into(), ..line(1, 5) }],
+            ..padded.clone()
+        };
+        assert_eq!(tight.validate().expect("valid").fingerprint(), v.fingerprint());
+        let more =
+            PlaceOrder { lines: vec![LineRequest { sku: "BOOK-1.a_b".into(), ..line(2, 5) }], ..padded };
+        assert_ne!(more.validate().expect("valid").fingerprint(), v.fingerprint());
     }
 }
