@@ -107,11 +107,12 @@ async fn a_commit_that_keeps_failing_stops_visibly_and_resumes_after_the_fix() -
         .await?;
     assert_eq!(state["step"], "COMMIT_INVENTORY", "{state}");
     assert!(state["failure"].as_str().unwrap_or("").contains("after 2 attempts"), "{state}");
-    let payment: String = sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
-        .bind(id)
-        .fetch_one(&system.payment)
-        .await?;
-    assert_eq!(payment, "AUTHORIZED", "past the pivot nothing is voided, nothing captured yet");
+    let payment = system.payment_status(id).await?;
+    assert_eq!(
+        payment.as_deref(),
+        Some("AUTHORIZED"),
+        "past the pivot nothing is voided, nothing captured yet"
+    );
     let view = order_service::store::get_order(&system.orders, id).await?.context("the order vanished")?;
     assert_eq!(view.status, "PENDING", "a stopped saga has no verdict yet");
 
@@ -121,15 +122,9 @@ async fn a_commit_that_keeps_failing_stops_visibly_and_resumes_after_the_fix() -
     assert_eq!(resumed.status, "COMMITTING_INVENTORY");
     let verdicts = system.verdicts(&ids, Duration::from_secs(60)).await?;
     assert_eq!(verdicts[0].0, "APPROVED", "{verdicts:?}");
-    let payment: String = sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
-        .bind(id)
-        .fetch_one(&system.payment)
-        .await?;
-    assert_eq!(payment, "CAPTURED");
-    let stock: (i64, i64) =
-        sqlx::query_as("SELECT on_hand::bigint, reserved::bigint FROM stock WHERE sku = 'SKU-C'")
-            .fetch_one(&system.inventory)
-            .await?;
+    let payment = system.payment_status(id).await?;
+    assert_eq!(payment.as_deref(), Some("CAPTURED"));
+    let stock = system.stock("SKU-C").await?;
     assert_eq!(stock, (3, 0), "two units left once");
     system.stop().await
 }
@@ -163,10 +158,7 @@ async fn a_reply_after_the_timeout_is_compensated_and_never_resurrects_the_saga(
     // that followed it on the same key.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
-            .bind(ids[0])
-            .fetch_optional(&system.payment)
-            .await?;
+        let status = system.payment_status(ids[0]).await?;
         if status.as_deref() == Some("VOIDED") {
             break;
         }
@@ -178,10 +170,7 @@ async fn a_reply_after_the_timeout_is_compensated_and_never_resurrects_the_saga(
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(system.sagas().await?, vec![(ids[0], "REJECTED".to_owned())]);
     assert_eq!(system.verdicts(&ids, Duration::ZERO).await?[0].0, "REJECTED");
-    let stock: (i64, i64) =
-        sqlx::query_as("SELECT on_hand::bigint, reserved::bigint FROM stock WHERE sku = 'SKU-L'")
-            .fetch_one(&system.inventory)
-            .await?;
+    let stock = system.stock("SKU-L").await?;
     assert_eq!(stock, (5, 0), "the reservation was released");
     system.stop().await
 }
@@ -264,11 +253,7 @@ async fn the_orchestrator_killed_mid_saga_under_load_ends_every_saga() -> anyhow
         }
     }
     for (sku, initial) in stock {
-        let (on_hand, reserved): (i64, i64) =
-            sqlx::query_as("SELECT on_hand::bigint, reserved::bigint FROM stock WHERE sku = $1")
-                .bind(sku)
-                .fetch_one(&system.inventory)
-                .await?;
+        let (on_hand, reserved) = system.stock(sku).await?;
         assert_eq!(reserved, 0, "{sku}: nothing held");
         assert_eq!(on_hand, initial - committed.get(sku).copied().unwrap_or(0), "{sku}: stock conserved");
     }

@@ -206,6 +206,22 @@ impl System {
             .await?)
     }
 
+    /// `sku`'s (on hand, reserved) units.
+    pub(crate) async fn stock(&self, sku: &str) -> anyhow::Result<(i64, i64)> {
+        Ok(sqlx::query_as("SELECT on_hand::bigint, reserved::bigint FROM stock WHERE sku = $1")
+            .bind(sku)
+            .fetch_one(&self.inventory)
+            .await?)
+    }
+
+    /// The payment service's status of `order_id`'s payment, if it has one.
+    pub(crate) async fn payment_status(&self, order_id: Uuid) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&self.payment)
+            .await?)
+    }
+
     /// Waits until `done` holds for the sagas' statuses.
     pub(crate) async fn wait_for_sagas(
         &self,
